@@ -1,0 +1,364 @@
+package hammerredis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/server"
+)
+
+// Connection defaults, as Redix's.
+const (
+	DefaultHost           = "127.0.0.1"
+	DefaultPort           = 6379
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultReadTimeout    = 5 * time.Second
+	DefaultWriteTimeout   = 5 * time.Second
+)
+
+// Options configure a backend; Elixir's keyword list. The zero value of every
+// field but ExpiryMs means its documented default.
+type Options struct {
+	// ExpiryMs is how long a bucket lives after its latest hit, in ms.
+	// Required (> 0); set it to at least the longest scale you check with.
+	// The key TTL is round(ExpiryMs/1000 + 1) seconds, refreshed on every hit.
+	ExpiryMs int64
+
+	// RedixConfig holds the connection settings (Elixir redix_config).
+	RedixConfig *RedisConfig
+	// RedisConfig is an alias, used only when RedixConfig is nil (Elixir
+	// redis_config).
+	RedisConfig *RedisConfig
+	// RedisURL is "redis://[[user]:password@]host[:port][/db]", or rediss://
+	// for TLS. When set it is the base, and the non-zero fields of the
+	// config override it.
+	RedisURL string
+
+	// KeyPrefix starts every bucket key; default "Hammer:Redis:".
+	KeyPrefix string
+	// DeleteBucketsTimeout bounds DeleteBuckets; default 5s.
+	DeleteBucketsTimeout time.Duration
+	// CallTimeout bounds the other calls when the caller's context has no
+	// earlier deadline; default 5s.
+	CallTimeout time.Duration
+
+	// HealthCheckInterval is how often an idle connection is PINGed, so that
+	// a dead one is replaced before a caller needs it; default 1s, negative
+	// disables.
+	HealthCheckInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between failed connection
+	// attempts: it doubles from MinBackoff (default 50ms) up to MaxBackoff
+	// (default 1s), so calls succeed within about MaxBackoff after Redis is
+	// back.
+	MinBackoff, MaxBackoff time.Duration
+	// QueueSize bounds the calls waiting for the connection; default 1024.
+	// When it is full, callers wait as long as their context allows.
+	QueueSize int
+	// Logger receives connection, restart and panic events; default
+	// slog.Default(). Passwords are never logged.
+	Logger *slog.Logger
+}
+
+// RedisConfig holds connection settings. The zero value of each field means
+// its default, or the RedisURL's value when one is given.
+type RedisConfig struct {
+	// Host is the server's host name or IP; default 127.0.0.1.
+	Host string
+	// Port is the server's TCP port; default 6379.
+	Port int
+	// SocketPath, when set, connects over this unix socket instead of TCP.
+	SocketPath string
+	// Username selects a Redis ACL user (Redis 6+); needs Password.
+	Username string
+	// Password authenticates with AUTH. It never appears in errors or logs.
+	Password string
+	// Database is the logical database number; default 0.
+	Database int
+	// TLS, when non-nil, encrypts the connection with this configuration.
+	// rediss:// URLs use an empty one (system roots, server name from Host).
+	TLS *tls.Config
+	// ConnectTimeout bounds dialing, TLS handshake, AUTH and SELECT;
+	// default 5s.
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the wait for each reply; past it the connection is
+	// considered broken and is replaced. Default 5s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write; default 5s.
+	WriteTimeout time.Duration
+	// ClientName is set with CLIENT SETNAME, to find the connection in
+	// CLIENT LIST.
+	ClientName string
+}
+
+// String describes the config with the password redacted, so that printing
+// it (%v, %+v) never leaks it.
+func (c RedisConfig) String() string {
+	pw := ""
+	if c.Password != "" {
+		pw = "[redacted]"
+	}
+	return fmt.Sprintf("{Host:%s Port:%d SocketPath:%s Username:%s Password:%s Database:%d TLS:%t "+
+		"ConnectTimeout:%v ReadTimeout:%v WriteTimeout:%v ClientName:%s}",
+		c.Host, c.Port, c.SocketPath, c.Username, pw, c.Database, c.TLS != nil,
+		c.ConnectTimeout, c.ReadTimeout, c.WriteTimeout, c.ClientName)
+}
+
+// LogValue keeps the password out of structured logs.
+func (c RedisConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// String describes the options with passwords redacted.
+func (o Options) String() string {
+	cfg := func(c *RedisConfig) string {
+		if c == nil {
+			return "<nil>"
+		}
+		return c.String()
+	}
+	return fmt.Sprintf("{ExpiryMs:%d RedixConfig:%s RedisConfig:%s RedisURL:%s KeyPrefix:%q "+
+		"DeleteBucketsTimeout:%v CallTimeout:%v HealthCheckInterval:%v MinBackoff:%v MaxBackoff:%v QueueSize:%d}",
+		o.ExpiryMs, cfg(o.RedixConfig), cfg(o.RedisConfig), redactURL(o.RedisURL), o.KeyPrefix,
+		o.DeleteBucketsTimeout, o.CallTimeout, o.HealthCheckInterval, o.MinBackoff, o.MaxBackoff, o.QueueSize)
+}
+
+// LogValue keeps passwords out of structured logs.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+// dialTarget is a resolved, validated connection config.
+type dialTarget struct {
+	network, address string
+	opts             []redis.DialOption
+}
+
+// serverConfig validates o and turns it into the server's config. Its errors
+// wrap ErrInvalid and name the problem.
+func (o Options) serverConfig() (server.Config, error) {
+	if o.ExpiryMs <= 0 {
+		if o.ExpiryMs == 0 {
+			return server.Config{}, fmt.Errorf("%w: missing required option ExpiryMs (Elixir: expiry_ms)", ErrInvalid)
+		}
+		return server.Config{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
+	}
+	rc, err := o.redisConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
+	target := rc.target()
+	return server.Config{
+		Dial: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialContext(ctx, target.network, target.address, target.opts...)
+		},
+		Name:                 target.address,
+		ExpiryMs:             o.ExpiryMs,
+		KeyPrefix:            o.KeyPrefix,
+		CallTimeout:          o.CallTimeout,
+		DeleteBucketsTimeout: o.DeleteBucketsTimeout,
+		HealthCheckInterval:  o.HealthCheckInterval,
+		MinBackoff:           o.MinBackoff,
+		MaxBackoff:           o.MaxBackoff,
+		QueueSize:            o.QueueSize,
+		Logger:               o.Logger,
+	}, nil
+}
+
+// redisConfig merges RedisURL with the config that wins (RedixConfig, else
+// RedisConfig), applies defaults and validates the result.
+func (o Options) redisConfig() (RedisConfig, error) {
+	var rc RedisConfig
+	if o.RedisURL != "" {
+		u, err := parseRedisURL(o.RedisURL)
+		if err != nil {
+			return RedisConfig{}, err
+		}
+		rc = u
+	}
+	over := o.RedixConfig
+	if over == nil {
+		over = o.RedisConfig
+	}
+	if over != nil {
+		rc.override(*over)
+	}
+	if rc.SocketPath == "" && rc.Host == "" {
+		rc.Host = DefaultHost
+	}
+	if rc.Port == 0 {
+		rc.Port = DefaultPort
+	}
+	if rc.ConnectTimeout == 0 {
+		rc.ConnectTimeout = DefaultConnectTimeout
+	}
+	if rc.ReadTimeout == 0 {
+		rc.ReadTimeout = DefaultReadTimeout
+	}
+	if rc.WriteTimeout == 0 {
+		rc.WriteTimeout = DefaultWriteTimeout
+	}
+	switch {
+	case rc.Port < 0 || rc.Port > 65535:
+		return RedisConfig{}, fmt.Errorf("%w: port %d is out of range 1-65535", ErrInvalid, rc.Port)
+	case rc.Database < 0:
+		return RedisConfig{}, fmt.Errorf("%w: database %d is negative", ErrInvalid, rc.Database)
+	case rc.ConnectTimeout < 0 || rc.ReadTimeout < 0 || rc.WriteTimeout < 0:
+		return RedisConfig{}, fmt.Errorf("%w: connection timeouts must not be negative", ErrInvalid)
+	case rc.Username != "" && rc.Password == "":
+		return RedisConfig{}, fmt.Errorf("%w: Username %q is set without a Password", ErrInvalid, rc.Username)
+	case strings.ContainsAny(rc.Host, "/ \t\r\n"):
+		return RedisConfig{}, fmt.Errorf("%w: host %q is not a host name or IP address", ErrInvalid, rc.Host)
+	}
+	return rc, nil
+}
+
+// override copies the non-zero fields of o into c.
+func (c *RedisConfig) override(o RedisConfig) {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Host, o.Host)
+	set(&c.SocketPath, o.SocketPath)
+	set(&c.Username, o.Username)
+	set(&c.Password, o.Password)
+	set(&c.ClientName, o.ClientName)
+	if o.Port != 0 {
+		c.Port = o.Port
+	}
+	if o.Database != 0 {
+		c.Database = o.Database
+	}
+	if o.TLS != nil {
+		c.TLS = o.TLS
+	}
+	for _, d := range []struct{ dst, v *time.Duration }{
+		{&c.ConnectTimeout, &o.ConnectTimeout}, {&c.ReadTimeout, &o.ReadTimeout}, {&c.WriteTimeout, &o.WriteTimeout},
+	} {
+		if *d.v != 0 {
+			*d.dst = *d.v
+		}
+	}
+}
+
+func (c RedisConfig) target() dialTarget {
+	t := dialTarget{network: "tcp", address: net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}
+	if c.SocketPath != "" {
+		t.network, t.address = "unix", c.SocketPath
+	}
+	t.opts = []redis.DialOption{
+		redis.DialConnectTimeout(c.ConnectTimeout),
+		redis.DialTLSHandshakeTimeout(c.ConnectTimeout),
+		redis.DialReadTimeout(c.ReadTimeout),
+		redis.DialWriteTimeout(c.WriteTimeout),
+	}
+	if c.Password != "" {
+		t.opts = append(t.opts, redis.DialPassword(c.Password))
+		if c.Username != "" {
+			t.opts = append(t.opts, redis.DialUsername(c.Username))
+		}
+	}
+	if c.Database != 0 {
+		t.opts = append(t.opts, redis.DialDatabase(c.Database))
+	}
+	if c.ClientName != "" {
+		t.opts = append(t.opts, redis.DialClientName(c.ClientName))
+	}
+	if c.TLS != nil {
+		t.opts = append(t.opts, redis.DialUseTLS(true), redis.DialTLSConfig(c.TLS))
+	}
+	return t
+}
+
+// parseRedisURL parses redis:// and rediss:// URLs. Its errors wrap
+// ErrInvalid and show the URL with the password redacted.
+func parseRedisURL(raw string) (RedisConfig, error) {
+	shown := redactURL(raw)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: RedisURL %q: %s", ErrInvalid, shown, fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url's message may quote the raw URL, password included: report
+		// the redacted URL's problem instead, if it has one.
+		why := "malformed URL"
+		if _, rerr := url.Parse(shown); rerr != nil {
+			var uerr *url.Error
+			if errors.As(rerr, &uerr) {
+				why = uerr.Err.Error()
+			}
+		} else if shown != raw {
+			why = "malformed user info or password (percent-encode special characters)"
+		}
+		return RedisConfig{}, bad("%s", why)
+	}
+	var rc RedisConfig
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		rc.TLS = &tls.Config{}
+	case "":
+		return RedisConfig{}, bad("no scheme, want redis:// or rediss://")
+	default:
+		return RedisConfig{}, bad("unknown scheme %q, want redis:// or rediss://", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return RedisConfig{}, bad("want redis://host:port, with two slashes")
+	}
+	rc.Host = u.Hostname()
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return RedisConfig{}, bad("port %q is not in 1-65535", p)
+		}
+		rc.Port = n
+	}
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			rc.Username, rc.Password = u.User.Username(), pw
+		} else {
+			// As redis-cli and redigo: a lone user info is the password.
+			rc.Password = u.User.Username()
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return RedisConfig{}, bad("database %q is not a non-negative number", db)
+		}
+		rc.Database = n
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return RedisConfig{}, bad("query parameters and fragments are not supported")
+	}
+	return rc, nil
+}
+
+// redactURL replaces the user info's password in a URL-like string, even a
+// malformed one, with "xxxxx".
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPw := strings.Cut(authority[:at], ":")
+	if !hasPw {
+		// A lone user info is a password too.
+		user = ""
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}

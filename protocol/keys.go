@@ -1,0 +1,89 @@
+package protocol
+
+import (
+	"strconv"
+	"strings"
+)
+
+// DefaultKeyPrefix is the prefix of every bucket key unless configured
+// otherwise; the same default as Elixir's hammer_backend_redis.
+const DefaultKeyPrefix = "Hammer:Redis:"
+
+// Hash fields of a bucket, in the order they are created.
+const (
+	FieldCount   = "count"
+	FieldCreated = "created"
+	FieldUpdated = "updated"
+)
+
+// Key returns the Redis key of a bucket: prefix, id, ":", bucket in base 10.
+// It is plain concatenation, byte for byte what the Elixir library writes.
+func Key(prefix string, k BucketKey) string {
+	b := make([]byte, 0, len(prefix)+len(k.ID)+21)
+	b = append(b, prefix...)
+	b = append(b, k.ID...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, k.Bucket, 10)
+	return string(b)
+}
+
+// DeletePattern returns the SCAN MATCH pattern for the buckets of id:
+// "<prefix><id>:*" with Redis glob characters in prefix and id escaped, so
+// that an id such as "x*" matches only its own keys (Elixir does not escape).
+// The pattern may still match keys of other ids (id "a" matches "a:b:1");
+// filter them with [IsBucketOf].
+func DeletePattern(prefix, id string) string {
+	var b strings.Builder
+	b.Grow(len(prefix) + len(id) + 8)
+	escapeGlob(&b, prefix)
+	escapeGlob(&b, id)
+	b.WriteString(":*")
+	return b.String()
+}
+
+func escapeGlob(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// IsBucketOf reports whether key is a bucket key of id under prefix, that is
+// whether key == Key(prefix, BucketKey{b, id}) for some int64 b. Keys of any
+// other id never pass: their remainder after "<prefix><id>:" holds a ':' or
+// is not in canonical base 10.
+func IsBucketOf(prefix, id, key string) bool {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, id)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, ":")
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	// Only the exact text Key would write: no "+", no leading zeros, no "-0".
+	return err == nil && strconv.FormatInt(n, 10) == rest
+}
+
+// ExpirySeconds returns the TTL in seconds set on a bucket on every hit:
+// round(expiryMs/1000 + 1), rounding half away from zero, as the Elixir
+// library computes it (60000 -> 61, 1500 -> 3, 1499 -> 2, 500 -> 2).
+// expiryMs must be positive (options validation ensures it); integer
+// arithmetic keeps large values exact.
+func ExpirySeconds(expiryMs int64) int64 {
+	q, r := expiryMs/1000, expiryMs%1000
+	if r >= 500 {
+		q++
+	}
+	return q + 1
+}

@@ -1,0 +1,23 @@
+package server
+
+import "github.com/gomodule/redigo/redis"
+
+// countHitScript is count_hit as one atomic script: the same commands, in the
+// same order, as the Elixir library's MULTI/EXEC, so the hash is byte for
+// byte the same (fields count, created, updated, in that order).
+//
+//	KEYS[1] the bucket key
+//	ARGV[1] now, ms since the Unix epoch
+//	ARGV[2] the increment
+//	ARGV[3] the TTL in seconds
+//
+// It returns the new count. Unlike MULTI/EXEC, an error in HINCRBY
+// (WRONGTYPE, overflow) aborts the script before anything is written, so a
+// key of another type keeps its TTL untouched.
+var countHitScript = redis.NewScript(1, `
+local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
+redis.call('HSET', KEYS[1], 'updated', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return count
+`)

@@ -1,0 +1,40 @@
+package hammerredis
+
+import (
+	"fmt"
+
+	"github.com/hammer-go/hammerredis/supervisor"
+	"github.com/thejerf/suture/v4"
+)
+
+// Start starts a backend under its own private supervisor, like Elixir's
+// start/1: not linked to any tree of the caller's. It returns at once, even
+// while Redis is unreachable: calls fail with ErrClosed until the connection
+// is up. Stop it with Stop.
+func Start(opts Options) (*Backend, error) {
+	b, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	sup := supervisor.New(b.String(), supervisor.Spec{Logger: b.logger, FailureBackoff: b.srv.MaxBackoff()})
+	sup.Add(b)
+	b.mu.Lock()
+	b.running = supervisor.Run(sup)
+	b.mu.Unlock()
+	return b, nil
+}
+
+// StartLink starts a backend as a child of sup, like Elixir's start_link/1:
+// it lives and dies with that tree, and sup's Spec governs its restarts. If
+// sup is not serving yet, the backend starts when it does. Stop removes it.
+func StartLink(sup *suture.Supervisor, opts Options) (*Backend, error) {
+	if sup == nil {
+		return nil, fmt.Errorf("%w: StartLink needs a supervisor", ErrInvalid)
+	}
+	b, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	sup.Add(b)
+	return b, nil
+}
