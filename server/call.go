@@ -21,7 +21,7 @@ const (
 // call is one request on its way through the request channel.
 type call struct {
 	req      protocol.Request
-	deadline time.Time   // when the caller stops waiting
+	deadline time.Time // when the caller stops waiting
 	state    atomic.Int32
 	reply    chan result // buffered by one: answering never blocks
 }
