@@ -42,6 +42,8 @@ type Backend struct {
 
 	mu      sync.Mutex
 	running *supervisor.Running // set by Start: the private tree
+	parent  *suture.Supervisor  // set by StartLink, with token
+	token   suture.ServiceToken
 }
 
 // New validates opts and returns a backend that is not running yet: the

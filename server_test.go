@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,15 +73,21 @@ func startNoWait(t *testing.T, srv *redistest.Server, opts hammerredis.Options) 
 	if srv == nil {
 		srv = shared
 	}
-	f := &fixture{log: logtest.New(), srv: srv, admin: srv.Conn(t)}
+	f := &fixture{log: logtest.New(), srv: srv}
+	if c, err := srv.Dial(); err == nil { // not while the server is down
+		t.Cleanup(func() { c.Close() })
+		f.admin = c
+	}
 	if opts.ExpiryMs == 0 {
 		opts.ExpiryMs = 60_000
 	}
-	if opts.RedisURL == "" && opts.RedixConfig == nil && opts.RedisConfig == nil {
+	// Always the test's server: the library's default is the system Redis
+	// on 127.0.0.1:6379, which tests must never touch.
+	if opts.RedisURL == "" {
 		opts.RedisURL = srv.URL()
 	}
 	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = "T:" + t.Name() + ":"
+		opts.KeyPrefix = testPrefix(t)
 	}
 	f.prefix = opts.KeyPrefix
 	opts.Logger = f.log.Logger()
@@ -89,6 +96,14 @@ func startNoWait(t *testing.T, srv *redistest.Server, opts hammerredis.Options) 
 	t.Cleanup(func() { hammerredis.Stop(b) })
 	f.b = b
 	return f
+}
+
+var prefixes atomic.Int64
+
+// testPrefix returns a key prefix unique to this run of the test, so that
+// tests sharing a server never see each other's keys, even with -count.
+func testPrefix(t *testing.T) string {
+	return fmt.Sprintf("T:%s:%d:", t.Name(), prefixes.Add(1))
 }
 
 func (f *fixture) key(id string, bucket int64) string {

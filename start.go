@@ -35,6 +35,9 @@ func StartLink(sup *suture.Supervisor, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	sup.Add(b)
+	token := sup.Add(b)
+	b.mu.Lock()
+	b.parent, b.token = sup, token
+	b.mu.Unlock()
 	return b, nil
 }

@@ -218,11 +218,13 @@ func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, 
 		timeout = s.cfg.DeleteBucketsTimeout
 	}
 	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	if d, ok := ctx.Deadline(); ok && !d.After(deadline) {
+		deadline = d // the caller's deadline comes first: its error is the caller's
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, deadline, errCallTimeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errCallTimeout)
-	defer cancel()
 
 	c := newCall(req, deadline)
 	select {
