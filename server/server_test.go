@@ -1,0 +1,427 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hammer-go/hammerredis/internal/logtest"
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// These are unit tests of the server's own logic (queueing, abandonment,
+// failure paths, backoff) on a scripted connection. Redis behaviour is
+// tested against a real redis-server in the root package.
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeConn is a scripted redis.Conn. do answers every command; setting
+// broken makes Err report a dead connection, as redigo does after an I/O
+// error.
+type fakeConn struct {
+	mu     sync.Mutex
+	do     func(cmd string, args ...any) (any, error)
+	cmds   []string
+	broken error
+	closed bool
+}
+
+func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
+	c.mu.Lock()
+	c.cmds = append(c.cmds, cmd+" "+fmt.Sprint(args...))
+	do := c.do
+	c.mu.Unlock()
+	return do(cmd, args...)
+}
+
+func (c *fakeConn) breakWith(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broken = err
+	return err
+}
+
+func (c *fakeConn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed && c.broken == nil {
+		return errors.New("closed")
+	}
+	return c.broken
+}
+
+func (c *fakeConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	return nil
+}
+
+func (c *fakeConn) commands() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.cmds...)
+}
+
+func (c *fakeConn) Send(string, ...any) error { return errors.New("fakeConn: Send not scripted") }
+func (c *fakeConn) Flush() error              { return errors.New("fakeConn: Flush not scripted") }
+func (c *fakeConn) Receive() (any, error)     { return nil, errors.New("fakeConn: Receive not scripted") }
+
+// okDo answers PING and the count_hit script with 1.
+func okDo(cmd string, _ ...any) (any, error) {
+	if cmd == "PING" {
+		return "PONG", nil
+	}
+	return int64(1), nil
+}
+
+type harness struct {
+	s    *Server
+	log  *logtest.Recorder
+	errc chan error
+}
+
+// run starts a server whose dial returns conns in turn, then fails.
+func run(t *testing.T, cfg Config, conns ...*fakeConn) *harness {
+	t.Helper()
+	h := &harness{log: logtest.New(), errc: make(chan error, 1)}
+	var mu sync.Mutex
+	if cfg.Dial == nil {
+		cfg.Dial = func(ctx context.Context) (redis.Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(conns) == 0 {
+				return nil, errors.New("fake: no more connections")
+			}
+			c := conns[0]
+			conns = conns[1:]
+			return c, nil
+		}
+	}
+	cfg.ExpiryMs = 60000
+	cfg.Name = "fake"
+	cfg.Logger = h.log.Logger()
+	if cfg.HealthCheckInterval == 0 {
+		cfg.HealthCheckInterval = -1
+	}
+	s, err := New(cfg)
+	require.NoError(t, err)
+	h.s = s
+	go func() { h.errc <- s.Serve(context.Background()) }()
+	t.Cleanup(s.Stop)
+	return h
+}
+
+func (h *harness) connected(t *testing.T) {
+	t.Helper()
+	h.log.WaitCount(t, "connected to redis", 1, 10*time.Second)
+}
+
+func countHit(id string) protocol.CountHit {
+	return protocol.CountHit{Key: protocol.BucketKey{Bucket: 1, ID: id}, Now: 1, Increment: 1}
+}
+
+func TestCallOnBrokenConnectionGetsErrDisconnected(t *testing.T) {
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, conn.breakWith(io.ErrUnexpectedEOF)
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	_, err := h.s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrDisconnected)
+	assert.ErrorIs(t, <-h.errc, io.ErrUnexpectedEOF, "Serve ends so that its supervisor restarts it")
+	assert.Len(t, conn.commands(), 2, "PING and one EVALSHA: nothing re-sent")
+	_, err = h.s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrClosed, "no connection until Serve runs again")
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestReadTimeoutGivesErrTimeout(t *testing.T) {
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, conn.breakWith(timeoutErr{})
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	_, err := h.s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrTimeout)
+	assert.NotErrorIs(t, err, protocol.ErrDisconnected)
+	assert.Error(t, <-h.errc)
+}
+
+func TestRedisErrorReplyKeepsTheConnection(t *testing.T) {
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, redis.Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	for range 3 {
+		_, err := h.s.Do(context.Background(), countHit("a"))
+		assert.ErrorIs(t, err, protocol.ErrRedis)
+		var rerr redis.Error
+		assert.ErrorAs(t, err, &rerr, "the redigo error is wrapped too")
+	}
+	assert.True(t, h.s.Connected())
+}
+
+func TestAbandonedCallIsNeverSent(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		if fmt.Sprint(args...) != "" && strings.Contains(fmt.Sprint(args...), "first") {
+			entered <- struct{}{}
+			<-release
+		}
+		return int64(1), nil
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.s.Do(context.Background(), countHit("first"))
+		first <- err
+	}()
+	<-entered // the server is busy with the first call
+
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, err := h.s.Do(ctx, countHit("second"))
+		second <- err
+	}()
+	h.waitQueued(t, 1)
+	cancel()
+	assert.ErrorIs(t, <-second, context.Canceled)
+	close(release)
+	require.NoError(t, <-first)
+
+	_, err := h.s.Do(context.Background(), countHit("third"))
+	require.NoError(t, err)
+	for _, c := range conn.commands() {
+		assert.NotContains(t, c, "second", "an abandoned call reached the connection")
+	}
+	assert.Len(t, conn.commands(), 3, "PING, first and third: %q", conn.commands())
+}
+
+// waitQueued waits until n calls sit in the request channel.
+func (h *harness) waitQueued(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.s.requests) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want %d", len(h.s.requests), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPanicStillAnswersTheTakenCall(t *testing.T) {
+	conn := &fakeConn{do: func(cmd string, _ ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		panic("boom")
+	}}
+	h := &harness{log: logtest.New()}
+	s, err := New(Config{ExpiryMs: 1000, Logger: h.log.Logger(), HealthCheckInterval: -1,
+		Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+	require.NoError(t, err)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		s.Serve(context.Background())
+	}()
+	h.s = s
+	h.connected(t)
+	_, err = s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrDisconnected)
+	assert.Equal(t, "boom", <-panicked)
+	assert.False(t, s.Connected())
+	s.Stop()
+}
+
+func TestNoScriptFallsBackToEval(t *testing.T) {
+	conn := &fakeConn{do: func(cmd string, _ ...any) (any, error) {
+		switch cmd {
+		case "PING":
+			return "PONG", nil
+		case "EVALSHA":
+			return nil, redis.Error("NOSCRIPT No matching script. Please use EVAL.")
+		}
+		return int64(7), nil
+	}}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	r, err := h.s.Do(context.Background(), countHit("a"))
+	require.NoError(t, err)
+	assert.Equal(t, protocol.CountHitReply{Count: 7}, r)
+	cmds := conn.commands()
+	require.Len(t, cmds, 3)
+	assert.True(t, strings.HasPrefix(cmds[1], "EVALSHA") && strings.HasPrefix(cmds[2], "EVAL "), "%q", cmds)
+}
+
+func TestBadRepliesAreErrorsNotPanics(t *testing.T) {
+	replies := []any{"text", []any{[]byte("1")}, nil, int64(1), []any{[]byte("x"), []byte("1"), []byte("2")}}
+	i := 0
+	conn := &fakeConn{do: func(cmd string, _ ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		r := replies[i%len(replies)]
+		i++
+		return r, nil
+	}}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	for range replies {
+		_, err := h.s.Do(context.Background(), protocol.GetBucket{Key: protocol.BucketKey{ID: "a"}})
+		assert.ErrorIs(t, err, protocol.ErrBadReply)
+	}
+	for range replies {
+		_, err := h.s.Do(context.Background(), protocol.DeleteBuckets{ID: "a"})
+		assert.ErrorIs(t, err, protocol.ErrBadReply)
+	}
+	assert.True(t, h.s.Connected())
+}
+
+func TestBackoffBetweenFailedDials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var attempts []time.Time
+		conn := &fakeConn{do: okDo}
+		log := logtest.New()
+		s, err := New(Config{ExpiryMs: 1000, Logger: log.Logger(), HealthCheckInterval: -1,
+			MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+			Dial: func(context.Context) (redis.Conn, error) {
+				attempts = append(attempts, time.Now())
+				if len(attempts) <= 8 {
+					return nil, errors.New("connection refused")
+				}
+				return conn, nil
+			}})
+		require.NoError(t, err)
+		start := time.Now()
+		go s.Serve(context.Background())
+
+		synctest.Wait() // the first dial has failed; the server waits
+		_, err = s.Do(context.Background(), countHit("a"))
+		assert.ErrorIs(t, err, protocol.ErrClosed)
+		assert.Equal(t, start, time.Now(), "ErrClosed at once, no waiting")
+
+		for !s.Connected() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		require.Len(t, attempts, 9)
+		want := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000, 1000}
+		for i, w := range want {
+			gap := attempts[i+1].Sub(attempts[i])
+			w *= time.Millisecond
+			assert.True(t, gap <= w && gap >= w*8/10, "wait before attempt %d = %v, want %v minus up to 20%% jitter", i+2, gap, w)
+		}
+		assert.Equal(t, 8, log.Count("cannot connect to redis"))
+		s.Stop()
+	})
+}
+
+func TestStopWhileDialingReturnsPromptly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(),
+			Dial: func(ctx context.Context) (redis.Conn, error) {
+				<-ctx.Done() // a dial that hangs until cancelled
+				return nil, ctx.Err()
+			}})
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- s.Serve(context.Background()) }()
+		synctest.Wait()
+		begin := time.Now()
+		s.Stop()
+		assert.Equal(t, begin, time.Now(), "Stop did not wait for a timeout")
+		assert.ErrorIs(t, <-errc, protocol.ErrStopped)
+		_, err = s.Do(context.Background(), countHit("a"))
+		assert.ErrorIs(t, err, protocol.ErrStopped)
+		assert.ErrorIs(t, s.Serve(context.Background()), protocol.ErrStopped, "a stopped server never serves again")
+	})
+}
+
+func TestHealthCheckReplacesADeadIdleConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := &fakeConn{}
+		pings := 0
+		conn.do = func(cmd string, _ ...any) (any, error) {
+			if pings++; pings > 3 {
+				return nil, conn.breakWith(io.EOF)
+			}
+			return "PONG", nil
+		}
+		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: time.Second,
+			Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() { errc <- s.Serve(context.Background()) }()
+		begin := time.Now()
+		err = <-errc
+		assert.ErrorIs(t, err, io.EOF)
+		assert.Equal(t, 3*time.Second, time.Since(begin), "PINGs at 1s, 2s, and the failing one at 3s")
+		s.Stop()
+	})
+}
+
+func TestOnlyOneServeAtATime(t *testing.T) {
+	h := run(t, Config{}, &fakeConn{do: okDo})
+	h.connected(t)
+	err := h.s.Serve(context.Background())
+	assert.ErrorContains(t, err, "already being served")
+	assert.True(t, h.s.Connected())
+}
+
+func TestConfigValidation(t *testing.T) {
+	dial := func(context.Context) (redis.Conn, error) { return nil, nil }
+	for _, cfg := range []Config{
+		{ExpiryMs: 1},
+		{Dial: dial},
+		{Dial: dial, ExpiryMs: 1, QueueSize: -1},
+		{Dial: dial, ExpiryMs: 1, DeleteBucketsTimeout: -1},
+	} {
+		_, err := New(cfg)
+		assert.ErrorIs(t, err, protocol.ErrInvalid, "%+v", cfg)
+	}
+	s, err := New(Config{Dial: dial, ExpiryMs: 1})
+	require.NoError(t, err)
+	assert.Equal(t, DefaultCallTimeout, s.cfg.CallTimeout)
+	assert.Equal(t, protocol.DefaultKeyPrefix, s.cfg.KeyPrefix)
+	assert.Equal(t, DefaultQueueSize, cap(s.requests))
+	_, err = s.Do(context.Background(), nil)
+	assert.ErrorIs(t, err, protocol.ErrInvalid)
+}
