@@ -1,0 +1,53 @@
+# Developer tasks. The tests and the demo start their own private
+# redis-server processes on free ports; nothing here uses the system Redis.
+
+GO       ?= go
+FUZZTIME ?= 30s
+
+.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz
+
+all: test
+
+## help: list the targets.
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## test: gofmt -s, go vet, then the race-enabled, shuffled tests.
+test: ensure-redis check-fmt vet
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+## ensure-redis: install redis-server when it is missing and apt-get can.
+ensure-redis:
+	@./scripts/ensure-redis.sh
+
+## check-fmt: fail, listing the files, when gofmt -s would change any.
+check-fmt:
+	@files="$$(gofmt -s -l .)"; \
+	if [ -n "$$files" ]; then \
+		echo "gofmt -s would change these files (run make fmt):"; \
+		echo "$$files"; \
+		exit 1; \
+	fi
+
+## vet: go vet ./...
+vet:
+	$(GO) vet ./...
+
+## fmt: rewrite the sources with gofmt -s.
+fmt:
+	gofmt -s -w .
+
+## demo: walk through the backend, on a private redis-server or $REDIS_URL.
+demo: ensure-redis
+	$(GO) run ./cmd/hammerredis demo
+
+## fuzz: run every fuzz target of every package for FUZZTIME (30s) each.
+fuzz: ensure-redis
+	@set -e; \
+	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		list="$$($(GO) test -list '^Fuzz' "$$pkg")" || { echo "$$list"; exit 1; }; \
+		for target in $$(echo "$$list" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done
