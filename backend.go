@@ -76,6 +76,13 @@ func (b *Backend) String() string { return b.srv.String() }
 // Connected reports whether the backend has a working connection right now.
 func (b *Backend) Connected() bool { return b.srv.Connected() }
 
+// WaitConnected waits until the backend has a working connection. It
+// returns nil then, ErrStopped if the backend is stopped first, or ctx's
+// error. Start returns before the first connection is up (as Elixir with
+// sync_connect: false); call WaitConnected to wait for it, at start-up or
+// in a readiness probe.
+func (b *Backend) WaitConnected(ctx context.Context) error { return b.srv.WaitConnected(ctx) }
+
 // CountHit counts one hit in the bucket key at now (ms since the Unix epoch)
 // and returns the bucket's new count. Elixir: count_hit(key, now).
 func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64, error) {

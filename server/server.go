@@ -149,6 +149,9 @@ type Server struct {
 	stopCtx  context.Context
 	stopFunc context.CancelFunc
 
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced whenever live changes
+
 	serveMu   sync.Mutex
 	serveDone chan struct{} // non-nil while Serve runs; closed when it returns
 	failures  int           // consecutive dial failures; owned by Serve
@@ -170,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		ttl:      protocol.ExpirySeconds(cfg.ExpiryMs),
 		requests: make(chan *call, cfg.QueueSize),
+		notify:   make(chan struct{}),
 	}
 	s.stopCtx, s.stopFunc = context.WithCancel(context.Background())
 	return s, nil
@@ -180,6 +184,38 @@ func (s *Server) String() string { return "hammerredis(" + s.cfg.Name + ")" }
 
 // Connected reports whether a connection is up right now.
 func (s *Server) Connected() bool { return s.live.Load() != nil }
+
+// setLive publishes the running incarnation (nil: not connected) and wakes
+// WaitConnected.
+func (s *Server) setLive(inc *incarnation) {
+	s.live.Store(inc)
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// WaitConnected waits until a connection is up (nil), the server is stopped
+// (protocol.ErrStopped) or ctx is done (its error).
+func (s *Server) WaitConnected(ctx context.Context) error {
+	for {
+		s.notifyMu.Lock()
+		changed := s.notify
+		s.notifyMu.Unlock()
+		switch {
+		case s.Stopped():
+			return protocol.ErrStopped
+		case s.Connected():
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-s.stopCtx.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // Stopped reports whether the server was stopped for good.
 func (s *Server) Stopped() bool { return s.stopCtx.Err() != nil }
@@ -338,11 +374,11 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 		for _, c := range taken {
 			c.answer(nil, fmt.Errorf("%w (%s): the server goroutine ended", protocol.ErrDisconnected, c.req.Op()))
 		}
-		s.live.Store(nil)
+		s.setLive(nil)
 		close(inc.down)
 	}()
-	s.live.Store(inc)
 	s.lastErr.Store(nil)
+	s.setLive(inc)
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
 

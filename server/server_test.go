@@ -425,3 +425,28 @@ func TestConfigValidation(t *testing.T) {
 	_, err = s.Do(context.Background(), nil)
 	assert.ErrorIs(t, err, protocol.ErrInvalid)
 }
+
+func TestWaitConnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := &fakeConn{do: okDo}
+		fail := 3
+		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: -1,
+			Dial: func(context.Context) (redis.Conn, error) {
+				if fail--; fail >= 0 {
+					return nil, errors.New("refused")
+				}
+				return conn, nil
+			}})
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		assert.ErrorIs(t, s.WaitConnected(ctx), context.DeadlineExceeded, "not serving yet")
+
+		go s.Serve(context.Background())
+		require.NoError(t, s.WaitConnected(context.Background()))
+		assert.True(t, s.Connected())
+		s.Stop()
+		assert.ErrorIs(t, s.WaitConnected(context.Background()), protocol.ErrStopped)
+	})
+}
