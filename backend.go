@@ -76,6 +76,14 @@ func (b *Backend) String() string { return b.srv.String() }
 // Connected reports whether the backend has a working connection right now.
 func (b *Backend) Connected() bool { return b.srv.Connected() }
 
+// Stats is a snapshot of a backend's counters: calls and errors by kind,
+// connections, restarts, queue depth and a latency histogram.
+type Stats = server.Stats
+
+// Stats returns a snapshot of the backend's counters. It is cheap: the
+// counters are atomic and recording them never blocks a call.
+func (b *Backend) Stats() Stats { return b.srv.Stats() }
+
 // WaitConnected waits until the backend has a working connection. It
 // returns nil then, ErrStopped if the backend is stopped first, or ctx's
 // error. Start returns before the first connection is up (as Elixir with

@@ -102,6 +102,12 @@ func TestReconnectAfterRedisRestart(t *testing.T) {
 	assert.Equal(t, int64(1), hit(t, f.b, "r"), "a fresh server: the data is gone, the backend is back")
 	assert.GreaterOrEqual(t, f.log.Count("connection to redis lost"), 1)
 	assert.GreaterOrEqual(t, f.log.Count("service ended"), 1, "the supervisor logged the restart:\n%s", f.log)
+	st := f.b.Stats()
+	assert.True(t, st.Connected)
+	assert.GreaterOrEqual(t, st.Restarts, uint64(1))
+	assert.GreaterOrEqual(t, st.Connects, uint64(2))
+	assert.Equal(t, uint64(2), st.Calls.CountHit)
+	assert.Equal(t, uint64(0), st.Errors.Total())
 }
 
 func TestRequestInFlightGetsErrDisconnectedAndIsNotResent(t *testing.T) {

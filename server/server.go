@@ -152,6 +152,8 @@ type Server struct {
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced whenever live changes
 
+	stats stats
+
 	serveMu   sync.Mutex
 	serveDone chan struct{} // non-nil while Serve runs; closed when it returns
 	failures  int           // consecutive dial failures; owned by Serve
@@ -239,6 +241,13 @@ func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, 
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", protocol.ErrInvalid)
 	}
+	begin := time.Now()
+	rep, err := s.do(ctx, req)
+	s.stats.record(req, err, time.Since(begin))
+	return rep, err
+}
+
+func (s *Server) do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -379,6 +388,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	}()
 	s.lastErr.Store(nil)
 	s.setLive(inc)
+	s.stats.connects.Add(1)
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
 
@@ -387,6 +397,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 		s.failures = 0
 	}
 	if ctx.Err() == nil {
+		s.stats.restarts.Add(1)
 		s.lastErr.Store(&err)
 		s.cfg.Logger.Error("hammerredis: connection to redis lost", "redis", s.cfg.Name, "error", err)
 	}
@@ -421,6 +432,7 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 			return nil, ctx.Err()
 		}
 		s.failures++
+		s.stats.dialFailures.Add(1)
 		s.lastErr.Store(&err)
 		s.cfg.Logger.Warn("hammerredis: cannot connect to redis", "redis", s.cfg.Name,
 			"error", err, "attempt", s.failures, "retry_in", s.backoff(s.failures))
