@@ -1,0 +1,282 @@
+package hammer_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/internal/redistest"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) {
+	s, err := redistest.Start(redistest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv = s
+	code := m.Run()
+	s.Stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// clock is a test clock that only moves when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+var prefixes atomic.Int64
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// backends returns one fresh backend of each kind; every test runs against
+// all of them with the same table.
+func backends(t *testing.T) map[string]hammer.Backend {
+	t.Helper()
+	r, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 3_600_000, RedisURL: srv.URL(),
+		KeyPrefix: fmt.Sprintf("T:%s:%d:", t.Name(), prefixes.Add(1)), Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() { hammerredis.Stop(r) })
+	require.NoError(t, r.WaitConnected(context.Background()))
+	return map[string]hammer.Backend{"redis": r}
+}
+
+// A minute-aligned instant: bucket 28333334 of a 1-minute scale starts here.
+var t0 = time.UnixMilli(1_700_000_040_000)
+
+// step is one call of a rate-checking script.
+type step struct {
+	at      time.Duration // since t0
+	op      string        // check, inc, inspect, delete
+	id      string
+	inc     int64
+	allowed bool
+	count   int64
+	remain  int64
+	// for inspect
+	exists           bool
+	created, updated time.Duration // since t0
+	toNext           int64
+	deleted          int64
+}
+
+func TestHammerRules(t *testing.T) {
+	const limit = 3
+	scale := time.Minute
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"limit 3: allow 1, 2, 3, deny, deny; inspect before and after", []step{
+			{at: 0, op: "inspect", id: "u", count: 0, remain: 3, toNext: 60000},
+			{at: 0, op: "check", id: "u", allowed: true, count: 1, remain: 2},
+			{at: 10 * time.Millisecond, op: "check", id: "u", allowed: true, count: 2, remain: 1},
+			{at: 20 * time.Millisecond, op: "check", id: "u", allowed: true, count: 3, remain: 0},
+			{at: 30 * time.Millisecond, op: "check", id: "u", allowed: false, count: 4, remain: 0},
+			{at: 40 * time.Millisecond, op: "check", id: "u", allowed: false, count: 5, remain: 0},
+			{at: 15 * time.Second, op: "inspect", id: "u", count: 5, remain: 0, toNext: 45000,
+				exists: true, created: 0, updated: 40 * time.Millisecond},
+			{at: 15 * time.Second, op: "inspect", id: "other", count: 0, remain: 3, toNext: 45000},
+		}},
+		{"windows roll over at epoch-aligned boundaries", []step{
+			{at: 59 * time.Second, op: "check", id: "w", allowed: true, count: 1, remain: 2},
+			{at: 59*time.Second + 999*time.Millisecond, op: "inc", id: "w", inc: 5, allowed: false, count: 6, remain: 0},
+			{at: 60 * time.Second, op: "check", id: "w", allowed: true, count: 1, remain: 2},
+			{at: 60 * time.Second, op: "inspect", id: "w", count: 1, remain: 2, toNext: 60000,
+				exists: true, created: 60 * time.Second, updated: 60 * time.Second},
+		}},
+		{"increments", []step{
+			{at: 0, op: "inc", id: "i", inc: 3, allowed: true, count: 3, remain: 0},
+			{at: time.Millisecond, op: "inc", id: "i", inc: 1, allowed: false, count: 4, remain: 0},
+		}},
+		{"delete resets every window of an id, and only that id", []step{
+			{at: 0, op: "check", id: "d", allowed: true, count: 1, remain: 2},
+			{at: time.Minute, op: "check", id: "d", allowed: true, count: 1, remain: 2},
+			{at: time.Minute, op: "check", id: "d:x", allowed: true, count: 1, remain: 2},
+			{at: time.Minute, op: "delete", id: "d", deleted: 2},
+			{at: time.Minute, op: "check", id: "d", allowed: true, count: 1, remain: 2},
+			{at: time.Minute, op: "check", id: "d:x", allowed: true, count: 2, remain: 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, b := range backends(t) {
+				t.Run(name, func(t *testing.T) {
+					c := &clock{}
+					l := hammer.New(b).WithClock(c.now)
+					ctx := context.Background()
+					for i, s := range tt.steps {
+						c.set(t0.Add(s.at))
+						where := fmt.Sprintf("step %d (%s %q at t0+%v)", i, s.op, s.id, s.at)
+						switch s.op {
+						case "check", "inc":
+							var r hammer.Result
+							var err error
+							if s.op == "check" {
+								r, err = l.CheckRate(ctx, s.id, scale, limit)
+							} else {
+								r, err = l.CheckRateInc(ctx, s.id, scale, limit, s.inc)
+							}
+							require.NoError(t, err, where)
+							assert.Equal(t, s.allowed, r.Allowed, "%s: Allowed", where)
+							assert.Equal(t, s.count, r.Count, "%s: Count", where)
+							assert.Equal(t, s.remain, r.Remaining, "%s: Remaining", where)
+							assert.Equal(t, int64(limit), r.Limit, "%s: Limit", where)
+							end := t0.Add(s.at).Truncate(time.Minute).Add(time.Minute)
+							assert.True(t, r.Reset.Equal(end), "%s: Reset %v, want %v", where, r.Reset, end)
+							assert.Equal(t, end.Sub(t0.Add(s.at)), r.ResetAfter, "%s: ResetAfter", where)
+						case "inspect":
+							in, err := l.InspectBucket(ctx, s.id, scale, limit)
+							require.NoError(t, err, where)
+							want := hammer.Inspection{Count: s.count, Remaining: s.remain, MsToNextBucket: s.toNext, Exists: s.exists}
+							if s.exists {
+								want.Created = t0.Add(s.created).UnixMilli()
+								want.Updated = t0.Add(s.updated).UnixMilli()
+							}
+							assert.Equal(t, want, in, where)
+						case "delete":
+							n, err := l.DeleteBuckets(ctx, s.id)
+							require.NoError(t, err, where)
+							assert.Equal(t, s.deleted, n, where)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestRateCheckerWithPrefix(t *testing.T) {
+	for name, b := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			c := &clock{t: t0}
+			l := hammer.New(b).WithClock(c.now)
+			ctx := context.Background()
+			login := l.MakeRateChecker("login:", time.Second, 1)
+			r, err := login(ctx, "alice")
+			require.NoError(t, err)
+			assert.True(t, r.Allowed)
+			r, err = login(ctx, "alice")
+			require.NoError(t, err)
+			assert.False(t, r.Allowed)
+
+			in, err := l.InspectBucket(ctx, "login:alice", time.Second, 1)
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), in.Count, "the checker counts under its prefix")
+			in, err = l.InspectBucket(ctx, "alice", time.Second, 1)
+			require.NoError(t, err)
+			assert.False(t, in.Exists)
+		})
+	}
+}
+
+func TestLimitZeroDeniesEverything(t *testing.T) {
+	for name, b := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			l := hammer.New(b).WithClock(func() time.Time { return t0 })
+			r, err := l.CheckRate(context.Background(), "z", time.Second, 0)
+			require.NoError(t, err)
+			assert.False(t, r.Allowed)
+			assert.Equal(t, int64(0), r.Remaining)
+		})
+	}
+}
+
+func TestInvalidArguments(t *testing.T) {
+	for name, b := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			l := hammer.New(b)
+			ctx := context.Background()
+			for _, scale := range []time.Duration{0, -time.Second, 999 * time.Microsecond, 1500 * time.Microsecond} {
+				_, err := l.CheckRate(ctx, "x", scale, 1)
+				assert.ErrorIs(t, err, hammerredis.ErrInvalid, "scale %v", scale)
+				_, err = l.InspectBucket(ctx, "x", scale, 1)
+				assert.ErrorIs(t, err, hammerredis.ErrInvalid, "scale %v", scale)
+			}
+			_, err := l.CheckRate(ctx, "x", time.Second, -1)
+			assert.ErrorIs(t, err, hammerredis.ErrInvalid)
+			_, err = l.InspectBucket(ctx, "x", time.Second, -1)
+			assert.ErrorIs(t, err, hammerredis.ErrInvalid)
+			for _, inc := range []int64{0, -1} {
+				_, err = l.CheckRateInc(ctx, "x", time.Second, 1, inc)
+				assert.ErrorIs(t, err, hammerredis.ErrInvalid, "increment %d", inc)
+			}
+			in, err := l.InspectBucket(ctx, "x", time.Second, 1)
+			require.NoError(t, err)
+			assert.False(t, in.Exists, "nothing was counted by the invalid calls")
+		})
+	}
+}
+
+func TestBackendErrorsPassThrough(t *testing.T) {
+	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 1000, RedisURL: "redis://127.0.0.1:1", Logger: quiet})
+	require.NoError(t, err)
+	defer hammerredis.Stop(b)
+	l := hammer.New(b)
+	_, err = l.CheckRate(context.Background(), "x", time.Second, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrClosed)
+	_, err = l.InspectBucket(context.Background(), "x", time.Second, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrClosed)
+	_, err = l.DeleteBuckets(context.Background(), "x")
+	assert.ErrorIs(t, err, hammerredis.ErrClosed)
+}
+
+func TestConcurrentChecksAreExact(t *testing.T) {
+	for name, b := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			l := hammer.New(b).WithClock(func() time.Time { return t0 })
+			var allowed atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 25 {
+						r, err := l.CheckRate(context.Background(), "c", time.Minute, 50)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if r.Allowed {
+							allowed.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			assert.Equal(t, int64(50), allowed.Load(), "exactly the limit is allowed out of 200")
+		})
+	}
+}
