@@ -3,6 +3,9 @@
 
 GO       ?= go
 FUZZTIME ?= 30s
+# Nested modules (own go.mod) that ./... does not reach; vet and test run
+# in each too.
+MODULES  := contrib/prometheus
 
 .PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz
 
@@ -12,9 +15,13 @@ all: test
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
-## test: gofmt -s, go vet, then the race-enabled, shuffled tests.
+## test: gofmt -s, go vet, then the race-enabled, shuffled tests (nested modules too).
 test: ensure-redis check-fmt vet
 	$(GO) test -race -shuffle=on -count=1 ./...
+	@set -e; for m in $(MODULES); do \
+		echo "cd $$m && $(GO) test -race -shuffle=on -count=1 ./..."; \
+		(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
+	done
 
 ## ensure-redis: install redis-server when it is missing and apt-get can.
 ensure-redis:
@@ -29,9 +36,13 @@ check-fmt:
 		exit 1; \
 	fi
 
-## vet: go vet ./...
+## vet: go vet ./..., in the nested modules too.
 vet:
 	$(GO) vet ./...
+	@set -e; for m in $(MODULES); do \
+		echo "cd $$m && $(GO) vet ./..."; \
+		(cd $$m && $(GO) vet ./...); \
+	done
 
 ## fmt: rewrite the sources with gofmt -s.
 fmt:
