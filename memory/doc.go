@@ -1,0 +1,75 @@
+// Package memory is an in-process rate-limit backend with the same calls and
+// the same counting rules as the Redis backend,
+// [github.com/hammer-go/hammerredis.Backend]: the Go counterpart of Elixir
+// Hammer's ETS backend.
+//
+// It is the embedded default for a service that runs as a single instance,
+// and the backend to use in unit tests of code that rate-limits: nothing to
+// start, no network, no Redis. Buckets live in this process only, so several
+// instances of a service each count on their own and the counts are lost on
+// restart; use the Redis backend to share counts between instances.
+//
+// A [Backend] is ready as soon as [New] returns it. Call [Backend.Close] when
+// done with it, to stop its sweeper goroutine.
+//
+// # Semantics
+//
+// The calls behave as those of the Redis backend, so one test table passes on
+// both:
+//
+//   - [Backend.CountHitN] adds the increment to the bucket and returns the new
+//     count; the first hit of a bucket returns the increment. Increments are
+//     taken as given, zero and negative ones included. An increment that would
+//     take the count past math.MaxInt64 or below math.MinInt64 fails with an
+//     error wrapping [protocol.ErrInvalid] and saying "increment or decrement
+//     would overflow", and leaves the bucket as it was. (The Redis backend
+//     reports the same text from Redis, wrapping ErrRedis instead: match
+//     the text, or either error, in a table shared by both backends.)
+//   - Created is the now of the bucket's first hit and never changes; Updated
+//     is the now of its latest hit, as given, even when it is earlier than a
+//     previous one.
+//   - [Backend.GetBucket] returns nil and no error when there is no bucket. It
+//     changes nothing, not even the bucket's expiry.
+//   - [Backend.DeleteBuckets] deletes exactly the buckets of one id and
+//     returns how many it deleted. Id "a" never deletes the buckets of id
+//     "a:b", nor does any id delete another's.
+//   - Ids longer than [protocol.MaxIDBytes] are rejected with an error
+//     wrapping [protocol.ErrInvalid].
+//   - A call whose context is already done returns the context's error (an
+//     expired deadline also matches [protocol.ErrTimeout], as in the Redis
+//     backend) and does nothing.
+//   - Calls after [Backend.Close] return [protocol.ErrStopped].
+//
+// The key and result types are [protocol.BucketKey] and [protocol.BucketInfo],
+// which package hammerredis re-exports as hammerredis.BucketKey and
+// hammerredis.BucketInfo, and the errors are the values hammerredis exports
+// (protocol.ErrInvalid is hammerredis.ErrInvalid): a *Backend stands wherever
+// the Redis backend's four calls are expected. This package imports neither
+// redigo nor suture.
+//
+// # Expiry
+//
+// A bucket expires Options.ExpiryMs after its latest hit, measured on the
+// wall clock of this process, as Redis measures a TTL on its own clock: the
+// now the caller passes plays no part. Once that time has passed, the bucket
+// is gone for every call: GetBucket returns nil, DeleteBuckets does not count it, and a new
+// hit starts it afresh, with count = increment and created = now.
+//
+// Unlike the Redis backend, whose TTL is ExpiryMs rounded to whole seconds
+// plus one second, the expiry here is exact to the millisecond.
+//
+// Expired buckets stop counting at once; their memory is reclaimed by a
+// sweeper goroutine that runs every Options.CleanupInterval (one minute by
+// default, as Hammer's ETS cleanup_interval_ms), one shard at a time. The
+// sweeper changes nothing that a call can see.
+//
+// # Concurrency
+//
+// A Backend is safe for concurrent use by any number of goroutines. Buckets
+// are spread over 32 shards by a hash of their id, each shard with its own
+// mutex, so goroutines counting different ids seldom wait for each other;
+// all buckets of one id share a shard, so DeleteBuckets takes one lock. Every
+// call holds one shard lock at a time, for a few map operations only, and
+// never blocks on anything else: a call takes no longer than its own work,
+// so the context is only checked at its start.
+package memory
