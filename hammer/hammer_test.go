@@ -17,6 +17,7 @@ import (
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/memory"
 )
 
 var srv *redistest.Server
@@ -70,7 +71,10 @@ func backends(t *testing.T) map[string]hammer.Backend {
 	require.NoError(t, err)
 	t.Cleanup(func() { hammerredis.Stop(r) })
 	require.NoError(t, r.WaitConnected(context.Background()))
-	return map[string]hammer.Backend{"redis": r}
+	m, err := memory.New(memory.Options{ExpiryMs: 3_600_000})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return map[string]hammer.Backend{"redis": r, "memory": m}
 }
 
 // A minute-aligned instant: bucket 28333334 of a 1-minute scale starts here.
