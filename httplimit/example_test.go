@@ -1,0 +1,63 @@
+package httplimit_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/httplimit"
+)
+
+// The example runs against the private redis-server of the tests: redisURL
+// is its address, e.g. "redis://127.0.0.1:6379".
+
+func Example() {
+	b, err := hammerredis.Start(hammerredis.Options{
+		ExpiryMs:  60_000, // at least the longest Scale
+		RedisURL:  redisURL,
+		KeyPrefix: "example:httplimit:",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hammerredis.Stop(b)
+	if err := b.WaitConnected(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+
+	// A fixed clock keeps the example's window from ending between its two
+	// requests; a service uses hammer.New(b) as it is.
+	now := time.Date(2030, 1, 1, 12, 0, 30, 0, time.UTC)
+	limiter := hammer.New(b).WithClock(func() time.Time { return now })
+
+	limit, err := httplimit.New(httplimit.Config{
+		Limiter: limiter,
+		Scale:   time.Minute,
+		Limit:   1, // one request per client IP per minute
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "hello")
+	}))
+
+	for range 2 {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Printf("%d remaining=%s reset=%s retry-after=%q body=%q\n", w.Code,
+			w.Header().Get("RateLimit-Remaining"), w.Header().Get("RateLimit-Reset"),
+			w.Header().Get("Retry-After"), w.Body.String())
+	}
+	limiter.DeleteBuckets(context.Background(), "http:ip:192.0.2.1")
+	// Output:
+	// 200 remaining=0 reset=30 retry-after="" body="hello\n"
+	// 429 remaining=0 reset=30 retry-after="30" body="Too Many Requests: rate limit exceeded\n"
+}
