@@ -40,6 +40,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	redisURL := fs.String("redis-url", "",
 		"`URL` of the Redis to use: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
 			"(default $REDIS_URL; if both are empty, a private redis-server is started)")
+	duration := fs.Duration("duration", 4*time.Second,
+		"how long the clients share one limit, in whole 1s windows; 0 skips that step")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			demoUsage(fs, stdout)
@@ -53,13 +55,18 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		demoUsage(fs, stderr)
 		return exitUsage
 	}
+	if *duration < 0 {
+		fmt.Fprintf(stderr, "hammerredis demo: --duration %v: must not be negative\n\n", *duration)
+		demoUsage(fs, stderr)
+		return exitUsage
+	}
 	if *redisURL == "" {
 		*redisURL = os.Getenv("REDIS_URL")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := demo(ctx, *redisURL, stdout, stderr)
+	err := demo(ctx, *redisURL, *duration, stdout, stderr)
 	switch {
 	case err == nil:
 		return exitOK
@@ -76,11 +83,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 }
 
 func demoUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprint(w, `Usage: hammerredis demo [--redis-url URL]
+	fmt.Fprint(w, `Usage: hammerredis demo [--redis-url URL] [--duration DURATION]
 
 Walks through the hammerredis backend against a real Redis: counting hits,
 reading a bucket, deleting one id's buckets, reconnecting after the
-connection is killed, and stopping.
+connection is killed, several clients sharing one limit through
+hammer.Limiter while the connection is killed again, the backend's
+counters (b.Stats()), and stopping.
 
 Without a URL it runs a private redis-server from PATH on a free port and
 removes it afterwards. With a URL it writes only keys under
@@ -101,6 +110,8 @@ type session struct {
 	prefix string     // the backend's key prefix
 	client string     // the backend connection's CLIENT SETNAME
 	bucket int64      // the demo's bucket, fixed so that it spans no window change
+	// duration is how long the clients of manyClients run; 0 skips them.
+	duration time.Duration
 }
 
 // key returns id's key in the demo's bucket.
@@ -109,13 +120,13 @@ func (s *session) key(id string) hammerredis.BucketKey {
 }
 
 // demo sets up Redis and the backend, runs the steps and cleans up.
-func demo(ctx context.Context, redisURL string, stdout, stderr io.Writer) (err error) {
+func demo(ctx context.Context, redisURL string, duration time.Duration, stdout, stderr io.Writer) (err error) {
 	pid := os.Getpid()
 	t, err := openTarget(redisURL, pid)
 	if err != nil {
 		return err
 	}
-	s := &session{out: stdout, prefix: t.keyPrefix(), client: fmt.Sprintf("hammerredis-demo-%d", pid)}
+	s := &session{out: stdout, prefix: t.keyPrefix(), client: fmt.Sprintf("hammerredis-demo-%d", pid), duration: duration}
 	defer func() {
 		n, cerr := t.close(s.admin)
 		switch {
@@ -152,7 +163,7 @@ func demo(ctx context.Context, redisURL string, stdout, stderr io.Writer) (err e
 	}
 
 	for _, step := range []func(context.Context) error{
-		s.connect, s.countHits, s.readBucket, s.deleteBuckets, s.reconnect, s.stop,
+		s.connect, s.countHits, s.readBucket, s.deleteBuckets, s.reconnect, s.manyClients, s.stats, s.stop,
 	} {
 		if err := step(ctx); err != nil {
 			return err

@@ -1,25 +1,41 @@
-// Command hammerredis shows the hammerredis rate-limit backend at work.
+// Command hammerredis checks and manages the Hammer rate limits that the
+// hammerredis backend keeps in Redis, and shows the backend at work.
 //
 // Usage:
 //
-//	hammerredis demo [--redis-url URL]
+//	hammerredis check ID --scale DURATION --limit N [--inc N] [flags]
+//	hammerredis inspect ID --scale DURATION --limit N [flags]
+//	hammerredis delete ID [flags]
+//	hammerredis demo [--redis-url URL] [--duration DURATION]
+//
+// check counts hits for an ID in its current window and says whether they
+// are within the limit (Hammer's check_rate_inc); inspect shows the window
+// without counting (inspect_bucket); delete resets the ID
+// (delete_buckets). Flags may come before or after the ID. They talk to the
+// Redis at --redis-url, else $REDIS_URL, else redis://127.0.0.1:6379, under
+// the backend's default key prefix "Hammer:Redis:" (--key-prefix), so they
+// see the services' buckets. --json prints one JSON object on stdout, errors
+// included; --timeout (default 5s) bounds the connection and the call.
+// Exit status: 0 on success (check: allowed), 1 when check is denied, 2 on
+// an error: a usage error, Redis unreachable, a timeout.
 //
 // The demo subcommand walks through the backend's API against a real Redis,
 // explaining each step on stdout: it counts hits in the current one-minute
 // bucket of an id, reads the bucket back, deletes one id's buckets while
 // another id's survive, kills the backend's Redis connection and watches the
-// backend reconnect by itself, and finally stops the backend. The backend's
-// own warnings (the lost connection, the restart) are logged to stderr.
+// backend reconnect by itself, lets several clients share one limit for
+// --duration (default 4s) while the connection is killed again, shows the
+// backend's counters, and finally stops the backend. The backend's own
+// warnings (the lost connection, the restart) are logged to stderr.
 //
 // Without --redis-url or $REDIS_URL the demo runs a private, throwaway
 // redis-server (from PATH) on a free loopback port and removes it at the end;
 // it never touches the system Redis on 127.0.0.1:6379 unless that is the URL
 // you give it. With a URL, the demo writes only keys under its own prefix
 // "hammerredis-demo:<pid>:", kills only its own connection, and deletes its
-// keys before it exits, also on Ctrl-C.
-//
-// Exit status: 0 on success, 1 when the demo fails, 2 on a usage error or a
-// missing redis-server, 130 when interrupted.
+// keys before it exits, also on Ctrl-C. Its exit status is 0 on success, 1
+// when the demo fails, 2 on a usage error or a missing redis-server, 130
+// when interrupted.
 package main
 
 import (
@@ -33,10 +49,21 @@ import (
 // Exit statuses.
 const (
 	exitOK          = 0
-	exitFailed      = 1
+	exitFailed      = 1 // the demo failed
+	exitDenied      = 1 // check: the rate limit denied the hits
 	exitUsage       = 2
+	exitError       = 2 // check, inspect, delete: any error
 	exitInterrupted = 130
 )
+
+// commands maps each subcommand to its function, which parses the
+// subcommand's arguments and returns the exit status.
+var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
+	"check":   runCheck,
+	"inspect": runInspect,
+	"delete":  runDelete,
+	"demo":    runDemo,
+}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -58,32 +85,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	switch cmd, rest := fs.Arg(0), fs.Args()[1:]; cmd {
-	case "demo":
-		return runDemo(rest, stdout, stderr)
-	case "help":
-		if len(rest) > 0 && rest[0] == "demo" {
-			return runDemo([]string{"--help"}, stdout, stderr)
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "help" {
+		if len(rest) == 0 || rest[0] == "help" {
+			usage(stdout)
+			return exitOK
 		}
-		usage(stdout)
-		return exitOK
-	default:
+		cmd, rest = rest[0], []string{"--help"}
+	}
+	f, ok := commands[cmd]
+	if !ok {
 		fmt.Fprintf(stderr, "hammerredis: unknown command %q\n\n", cmd)
 		usage(stderr)
 		return exitUsage
 	}
+	return f(rest, stdout, stderr)
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `hammerredis shows the hammerredis Redis rate-limit backend at work.
+	fmt.Fprint(w, `hammerredis checks and manages the Hammer rate limits that the hammerredis
+backend keeps in Redis, and shows the backend at work.
 
 Usage:
-  hammerredis <command> [flags]
+  hammerredis <command> [arguments] [flags]
 
 Commands:
-  demo    count, read and delete buckets, survive a lost connection, stop
-  help    show this help, or "help demo" for the demo's flags
+  check    count hits for an ID and say whether they are within a limit
+  inspect  show an ID's current window without counting a hit
+  delete   delete every bucket of an ID, resetting its limits
+  demo     count, read and delete buckets, survive a lost connection, share
+           a limit among clients, stop
+  help     show this help, or "help <command>" for a command's flags
 
-Run "hammerredis demo --help" for the demo's flags.
+check, inspect and delete use the Redis at --redis-url, else $REDIS_URL,
+else redis://127.0.0.1:6379, and the services' key prefix "Hammer:Redis:".
+
+Examples:
+  hammerredis check user:42 --scale 1m --limit 10
+  hammerredis inspect user:42 --scale 1m --limit 10 --json
+  hammerredis delete user:42 --redis-url redis://redis.internal:6379/1
+
+Run "hammerredis <command> --help" for a command's flags.
 `)
 }
