@@ -60,6 +60,15 @@ type Options struct {
 	// (default 1s), so calls succeed within about MaxBackoff after Redis is
 	// back.
 	MinBackoff, MaxBackoff time.Duration
+	// PoolSize is how many server goroutines, each with its own connection,
+	// share the calls (Hammer's pool_size). Calls are routed by id, so the
+	// calls of one id stay in order. Default 1.
+	PoolSize int
+	// MaxPipeline bounds how many queued calls one server goroutine writes
+	// to Redis before reading their replies; default 256. 1 turns
+	// pipelining off: one round trip per call.
+	MaxPipeline int
+
 	// QueueSize bounds the calls waiting for the connection; default 1024.
 	// When it is full, callers wait as long as their context allows.
 	QueueSize int
