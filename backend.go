@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/server"
@@ -31,17 +32,24 @@ var (
 	ErrBadReply     = protocol.ErrBadReply
 )
 
-// Backend is a Redis rate-limit backend: the handle of one goroutine that
-// owns one Redis connection. It is safe for concurrent use; calls are
-// serialised through the goroutine. *Backend is a suture.Service, so
+// Backend is a Redis rate-limit backend: the handle of PoolSize server
+// goroutines, each owning one Redis connection, under the backend's own
+// suture supervisor. It is safe for concurrent use. Calls are routed to a
+// server by id, so the calls of one id are served in order; each server
+// pipelines the calls queued for it. *Backend is a suture.Service, so
 // sup.Add(b) runs it under any suture supervisor.
 type Backend struct {
-	srv    *server.Server
-	svc    suture.Service
-	logger *slog.Logger
+	servers []*server.Server
+	tree    *suture.Supervisor // one child per server
+	name    string
+	logger  *slog.Logger
+	serving atomic.Bool
+
+	stopCtx  context.Context // cancelled by Stop
+	stopFunc context.CancelFunc
 
 	mu      sync.Mutex
-	running *supervisor.Running // set by Start: the private tree
+	running *supervisor.Running // set by Start: the tree runs on its own
 	parent  *suture.Supervisor  // set by StartLink, with token
 	token   suture.ServiceToken
 }
@@ -53,43 +61,125 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		return nil, err
+	size := opts.PoolSize
+	switch {
+	case size < 0 || size > MaxPoolSize:
+		return nil, fmt.Errorf("%w: PoolSize %d is not in 1-%d", ErrInvalid, size, MaxPoolSize)
+	case size == 0:
+		size = 1
 	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Backend{srv: srv, svc: supervisor.Service(srv, logger), logger: logger}, nil
+	b := &Backend{name: "hammerredis(" + cfg.Name + ")", logger: logger}
+	if size > 1 {
+		b.name = fmt.Sprintf("hammerredis(%s, pool %d)", cfg.Name, size)
+	}
+	b.stopCtx, b.stopFunc = context.WithCancel(context.Background())
+	b.tree = supervisor.New(b.name, supervisor.Spec{Logger: logger, FailureBackoff: cfg.MaxBackoff})
+	name := cfg.Name
+	for i := range size {
+		if size > 1 {
+			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
+		}
+		srv, err := server.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.servers = append(b.servers, srv)
+		b.tree.Add(supervisor.Service(srv, logger))
+	}
+	return b, nil
 }
 
-// Serve runs the backend until ctx is cancelled or Stop is called; it
-// returns an error when the connection breaks, so that the supervisor
-// restarts it. Do not call it directly: give the backend to a supervisor.
-func (b *Backend) Serve(ctx context.Context) error { return b.svc.Serve(ctx) }
+// MaxPoolSize bounds Options.PoolSize.
+const MaxPoolSize = 256
+
+// Serve runs the backend's servers under its own supervisor, which restarts
+// a server whose connection breaks, until ctx is cancelled or Stop is
+// called; the backend is then stopped for good. Do not call it directly:
+// give the backend to a supervisor.
+func (b *Backend) Serve(ctx context.Context) error {
+	if !b.serving.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w: %s is already being served", ErrInvalid, b.name)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.stopCtx, cancel)()
+	err := b.tree.Serve(ctx)
+	if ctx.Err() != nil {
+		b.stop()
+		return fmt.Errorf("%w: %w", suture.ErrDoNotRestart, ErrStopped)
+	}
+	return err
+}
+
+// stop stops every server for good and waits for their goroutines.
+func (b *Backend) stop() {
+	b.stopFunc()
+	for _, s := range b.servers {
+		s.Stop()
+	}
+}
 
 // String names the backend in supervisor logs: its Redis address, never a
 // password.
-func (b *Backend) String() string { return b.srv.String() }
+func (b *Backend) String() string { return b.name }
 
-// Connected reports whether the backend has a working connection right now.
-func (b *Backend) Connected() bool { return b.srv.Connected() }
+// Connected reports whether every server of the backend has a working
+// connection right now.
+func (b *Backend) Connected() bool {
+	for _, s := range b.servers {
+		if !s.Connected() {
+			return false
+		}
+	}
+	return true
+}
+
+// route returns the server for id: FNV-1a of the id, so that one id always
+// goes to the same server and its calls stay in order.
+func (b *Backend) route(id string) *server.Server {
+	if len(b.servers) == 1 {
+		return b.servers[0]
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return b.servers[h%uint64(len(b.servers))]
+}
 
 // Stats is a snapshot of a backend's counters: calls and errors by kind,
 // connections, restarts, queue depth and a latency histogram.
 type Stats = server.Stats
 
-// Stats returns a snapshot of the backend's counters. It is cheap: the
-// counters are atomic and recording them never blocks a call.
-func (b *Backend) Stats() Stats { return b.srv.Stats() }
+// Stats returns a snapshot of the backend's counters, summed over its
+// servers. It is cheap: the counters are atomic and recording them never
+// blocks a call.
+func (b *Backend) Stats() Stats {
+	st := b.servers[0].Stats()
+	for _, s := range b.servers[1:] {
+		st = st.Add(s.Stats())
+	}
+	return st
+}
 
 // WaitConnected waits until the backend has a working connection. It
 // returns nil then, ErrStopped if the backend is stopped first, or ctx's
 // error. Start returns before the first connection is up (as Elixir with
 // sync_connect: false); call WaitConnected to wait for it, at start-up or
 // in a readiness probe.
-func (b *Backend) WaitConnected(ctx context.Context) error { return b.srv.WaitConnected(ctx) }
+func (b *Backend) WaitConnected(ctx context.Context) error {
+	for _, s := range b.servers {
+		if err := s.WaitConnected(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // CountHit counts one hit in the bucket key at now (ms since the Unix epoch)
 // and returns the bucket's new count. Elixir: count_hit(key, now).
@@ -101,15 +191,13 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // count; the first hit of a bucket returns increment. Any increment is passed
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
-	r, err := call[protocol.CountHitReply](ctx, b.srv, protocol.CountHit{Key: key, Now: now, Increment: increment})
-	return r.Count, err
+	return b.route(key.ID).CountHit(ctx, key, now, increment)
 }
 
 // GetBucket reads the bucket key without changing it (nor its TTL). It
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
-	r, err := call[protocol.GetBucketReply](ctx, b.srv, protocol.GetBucket{Key: key})
-	return r.Bucket, err
+	return b.route(key.ID).GetBucket(ctx, key)
 }
 
 // DeleteBuckets deletes every bucket of id and returns how many keys it
@@ -117,17 +205,6 @@ func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, er
 // package docs). It is not atomic; on an error the count is of the keys
 // deleted before it. Elixir: delete_buckets(id).
 func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
-	r, err := call[protocol.DeleteBucketsReply](ctx, b.srv, protocol.DeleteBuckets{ID: id})
-	return r.Deleted, err
+	return b.route(id).DeleteBuckets(ctx, id)
 }
 
-// call sends req and checks that the reply has the type R.
-func call[R protocol.Reply](ctx context.Context, srv *server.Server, req protocol.Request) (R, error) {
-	var zero R
-	rep, err := srv.Do(ctx, req)
-	r, ok := rep.(R)
-	if rep != nil && !ok {
-		return zero, fmt.Errorf("%w: %s answered with %T", ErrBadReply, req.Op(), rep)
-	}
-	return r, err
-}

@@ -2,6 +2,8 @@ package hammerredis_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -61,6 +63,22 @@ func BenchmarkCountHit(b *testing.B) {
 			}
 		}
 	})
+	for _, callers := range []int{8, 64, 256} {
+		b.Run(fmt.Sprintf("backend/callers=%d", callers), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(callers / runtime.GOMAXPROCS(0))
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					if _, err := backend.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: ids[i%int64(len(ids))]}, 1); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 	b.Run("backend/parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(4)

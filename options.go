@@ -174,6 +174,7 @@ func (o Options) serverConfig() (server.Config, error) {
 		MinBackoff:           o.MinBackoff,
 		MaxBackoff:           o.MaxBackoff,
 		QueueSize:            o.QueueSize,
+		MaxPipeline:          o.MaxPipeline,
 		Logger:               o.Logger,
 	}, nil
 }

@@ -64,7 +64,9 @@ type fixture struct {
 func start(t *testing.T, srv *redistest.Server, opts hammerredis.Options) *fixture {
 	t.Helper()
 	f := startNoWait(t, srv, opts)
-	f.log.WaitCount(t, connectedMsg, 1, waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, f.b.WaitConnected(ctx))
 	return f
 }
 

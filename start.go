@@ -16,17 +16,18 @@ func Start(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	sup := supervisor.New(b.String(), supervisor.Spec{Logger: b.logger, FailureBackoff: b.srv.MaxBackoff()})
-	sup.Add(b)
+	// The backend's own tree is the private supervisor.
+	b.serving.Store(true)
 	b.mu.Lock()
-	b.running = supervisor.Run(sup)
+	b.running = supervisor.Run(b.tree)
 	b.mu.Unlock()
 	return b, nil
 }
 
 // StartLink starts a backend as a child of sup, like Elixir's start_link/1:
-// it lives and dies with that tree, and sup's Spec governs its restarts. If
-// sup is not serving yet, the backend starts when it does. Stop removes it.
+// it lives and dies with that tree. Its own supervisor, a child of sup,
+// restarts a server whose connection breaks. If sup is not serving yet, the
+// backend starts when it does. Stop removes it.
 func StartLink(sup *suture.Supervisor, opts Options) (*Backend, error) {
 	if sup == nil {
 		return nil, fmt.Errorf("%w: StartLink needs a supervisor", ErrInvalid)

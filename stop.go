@@ -15,7 +15,7 @@ func Stop(b *Backend) error {
 	if b == nil {
 		return nil
 	}
-	b.srv.Stop()
+	b.stop()
 	b.mu.Lock()
 	r, parent, token := b.running, b.parent, b.token
 	b.mu.Unlock()

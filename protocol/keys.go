@@ -19,12 +19,16 @@ const (
 // Key returns the Redis key of a bucket: prefix, id, ":", bucket in base 10.
 // It is plain concatenation, byte for byte what the Elixir library writes.
 func Key(prefix string, k BucketKey) string {
-	b := make([]byte, 0, len(prefix)+len(k.ID)+21)
-	b = append(b, prefix...)
-	b = append(b, k.ID...)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, k.Bucket, 10)
-	return string(b)
+	return string(AppendKey(make([]byte, 0, len(prefix)+len(k.ID)+21), prefix, k))
+}
+
+// AppendKey appends the Redis key of k to dst, as Key builds it, and returns
+// the extended buffer.
+func AppendKey(dst []byte, prefix string, k BucketKey) []byte {
+	dst = append(dst, prefix...)
+	dst = append(dst, k.ID...)
+	dst = append(dst, ':')
+	return strconv.AppendInt(dst, k.Bucket, 10)
 }
 
 // DeletePattern returns the SCAN MATCH pattern for the buckets of id:

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,21 +19,56 @@ const (
 	callAnswered
 )
 
-// call is one request on its way through the request channel.
+// call is one request on its way through the request channel, and its
+// reply. Calls are pooled: a call goes back to the pool only once its caller
+// has read the answer, when neither the server nor the queue refers to it.
 type call struct {
-	req      protocol.Request
+	// req points at hit, get or del: a pointer in an interface costs no
+	// allocation, and the server's type switch sees one closed set.
+	req protocol.Request
+	hit protocol.CountHit
+	get protocol.GetBucket
+	del protocol.DeleteBuckets
+
 	deadline time.Time // when the caller stops waiting
 	state    atomic.Int32
-	reply    chan result // buffered by one: answering never blocks
+	done     chan struct{} // buffered by one: answering never blocks
+	timer    *time.Timer   // the call timeout, stopped when idle
+
+	// The reply, written by the server before it signals done.
+	count   int64
+	bucket  *protocol.BucketInfo
+	deleted int64
+	err     error
+	// received is set by the caller once it has read done: only then is
+	// the call free of the server and the queue.
+	received bool
 }
 
-type result struct {
-	rep protocol.Reply
-	err error
+var callPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{done: make(chan struct{}, 1), timer: t}
+}}
+
+// getCall returns a fresh call from the pool.
+func getCall() *call {
+	c := callPool.Get().(*call)
+	c.state.Store(callQueued)
+	return c
 }
 
-func newCall(req protocol.Request, deadline time.Time) *call {
-	return &call{req: req, deadline: deadline, reply: make(chan result, 1)}
+// release returns the call to the pool if its caller has read the answer;
+// otherwise the queue or the server may still refer to it, and it is left
+// to the garbage collector.
+func (c *call) release() {
+	if !c.received {
+		return
+	}
+	c.req, c.hit, c.get, c.del = nil, protocol.CountHit{}, protocol.GetBucket{}, protocol.DeleteBuckets{}
+	c.count, c.bucket, c.deleted, c.err = 0, nil, 0, nil
+	c.deadline, c.received = time.Time{}, false
+	callPool.Put(c)
 }
 
 // take claims the call for execution; false means the caller has left.
@@ -45,9 +81,15 @@ func (c *call) abandon() bool { return c.state.CompareAndSwap(callQueued, callAb
 // gone reports whether the caller has stopped waiting for a taken call.
 func (c *call) gone(now time.Time) bool { return !c.deadline.IsZero() && now.After(c.deadline) }
 
-// answer replies to a taken call, once; later answers are dropped.
-func (c *call) answer(rep protocol.Reply, err error) {
+// answer replies to a taken call, once; later answers are dropped. The
+// caller reads the reply fields only after done, so writing them after the
+// state change is safe.
+func (c *call) answer(count int64, bucket *protocol.BucketInfo, deleted int64, err error) {
 	if c.state.CompareAndSwap(callTaken, callAnswered) {
-		c.reply <- result{rep, err}
+		c.count, c.bucket, c.deleted, c.err = count, bucket, deleted, err
+		c.done <- struct{}{}
 	}
 }
+
+// fail answers the call with err.
+func (c *call) fail(err error) { c.answer(0, nil, 0, err) }

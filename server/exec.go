@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -14,50 +15,153 @@ import (
 // few round trips.
 const scanCount = 1000
 
-// execute runs one taken call on conn and answers it.
-func (s *Server) execute(conn redis.Conn, c *call) {
-	switch req := c.req.(type) {
-	case protocol.CountHit:
-		n, err := s.countHit(conn, req)
-		if err != nil {
-			c.answer(nil, s.callErr(conn, req, err))
+// runBatch runs taken calls in queue order and answers each: runs of
+// CountHit and GetBucket are pipelined (written together, flushed once, their
+// replies read in order); a DeleteBuckets, which needs several round trips,
+// runs alone between them.
+func (s *Server) runBatch(conn redis.Conn, batch []*call) {
+	for i := 0; i < len(batch); {
+		if conn.Err() != nil {
+			failUnsent(batch[i:])
 			return
 		}
-		c.answer(protocol.CountHitReply{Count: n}, nil)
-	case protocol.GetBucket:
-		b, err := s.getBucket(conn, req)
-		if err != nil {
-			c.answer(nil, s.callErr(conn, req, err))
+		if d, ok := batch[i].req.(*protocol.DeleteBuckets); ok {
+			n, err := s.deleteBuckets(conn, *d, batch[i])
+			if err != nil {
+				err = s.callErr(conn, batch[i].req, err)
+			}
+			batch[i].answer(0, nil, n, err)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(batch) && !isDelete(batch[j]) {
+			j++
+		}
+		s.pipeline(conn, batch[i:j], false)
+		i = j
+	}
+}
+
+func isDelete(c *call) bool {
+	_, ok := c.req.(*protocol.DeleteBuckets)
+	return ok
+}
+
+// pipeline writes calls (CountHit and GetBucket only), flushes once and
+// answers each from its reply. With evalSource, count_hit is sent as EVAL
+// with the script's source instead of EVALSHA.
+func (s *Server) pipeline(conn redis.Conn, calls []*call, evalSource bool) {
+	for k, c := range calls {
+		if err := s.send(conn, c, evalSource); err != nil {
+			// Earlier calls may have left the buffer, this one in part.
+			s.failSent(conn, calls[:k+1], err)
+			failUnsent(calls[k+1:])
 			return
 		}
-		c.answer(protocol.GetBucketReply{Bucket: b}, nil)
-	case protocol.DeleteBuckets:
-		n, err := s.deleteBuckets(conn, req, c)
-		if err != nil {
-			err = s.callErr(conn, req, err)
+	}
+	if err := conn.Flush(); err != nil {
+		s.failSent(conn, calls, err)
+		return
+	}
+	var noScript []*call
+	for k, c := range calls {
+		reply, err := conn.Receive()
+		if err != nil && conn.Err() != nil {
+			s.failSent(conn, calls[k:], err)
+			return
 		}
-		c.answer(protocol.DeleteBucketsReply{Deleted: n}, err)
+		if !evalSource && isNoScript(err) {
+			// EVALSHA did not run: after a SCRIPT FLUSH or a failover to a
+			// server that never saw the script. Sending it again is safe.
+			noScript = append(noScript, c)
+			continue
+		}
+		s.finish(conn, c, reply, err)
+	}
+	if len(noScript) > 0 {
+		s.pipeline(conn, noScript, true)
+	}
+}
+
+func isNoScript(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "NOSCRIPT")
+}
+
+// send writes one call's command to the connection's buffer. The argument
+// slice and the key buffer are reused from call to call: redigo encodes the
+// arguments before Send returns.
+func (s *Server) send(conn redis.Conn, c *call, evalSource bool) error {
+	switch r := c.req.(type) {
+	case *protocol.CountHit:
+		cmd, script := "EVALSHA", countHitSHA
+		if evalSource {
+			cmd, script = "EVAL", countHitSource
+		}
+		s.args = append(s.args[:0], script, 1, s.key(r.Key), s.nowArg(r.Now), r.Increment, s.ttlArg)
+		return conn.Send(cmd, s.args...)
+	case *protocol.GetBucket:
+		s.args = append(s.args[:0], s.key(r.Key), protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
+		return conn.Send("HMGET", s.args...)
 	default:
-		c.answer(nil, fmt.Errorf("%w: unknown request %T", protocol.ErrInvalid, req))
+		return fmt.Errorf("%w: %T cannot be pipelined", protocol.ErrInvalid, r)
 	}
 }
 
-func (s *Server) countHit(conn redis.Conn, req protocol.CountHit) (int64, error) {
-	key := protocol.Key(s.cfg.KeyPrefix, req.Key)
-	reply, err := countHitScript.Do(conn, key, req.Now, req.Increment, s.ttl)
-	if err != nil {
-		return 0, err
-	}
-	return decodeCount(reply)
+// key writes the Redis key of k into the reused key buffer.
+func (s *Server) key(k protocol.BucketKey) []byte {
+	s.keyBuf = protocol.AppendKey(s.keyBuf[:0], s.cfg.KeyPrefix, k)
+	return s.keyBuf
 }
 
-func (s *Server) getBucket(conn redis.Conn, req protocol.GetBucket) (*protocol.BucketInfo, error) {
-	key := protocol.Key(s.cfg.KeyPrefix, req.Key)
-	reply, err := conn.Do("HMGET", key, protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
-	if err != nil {
-		return nil, err
+// nowArg boxes now, reusing the box while now stays the same: calls that
+// arrive together mostly share their millisecond.
+func (s *Server) nowArg(now int64) any {
+	if s.lastNowArg == nil || now != s.lastNow {
+		s.lastNow, s.lastNowArg = now, now
 	}
-	return decodeBucket(req.Key, reply)
+	return s.lastNowArg
+}
+
+// finish answers a call from its reply.
+func (s *Server) finish(conn redis.Conn, c *call, reply any, err error) {
+	if err != nil {
+		c.fail(s.callErr(conn, c.req, err))
+		return
+	}
+	switch r := c.req.(type) {
+	case *protocol.CountHit:
+		n, err := decodeCount(reply)
+		if err != nil {
+			c.fail(s.callErr(conn, c.req, err))
+			return
+		}
+		c.answer(n, nil, 0, nil)
+	case *protocol.GetBucket:
+		b, err := decodeBucket(r.Key, reply)
+		if err != nil {
+			c.fail(s.callErr(conn, c.req, err))
+			return
+		}
+		c.answer(0, b, 0, nil)
+	}
+}
+
+// failSent answers calls that were written, in whole or in part, to a
+// connection that then broke: their outcome is unknown.
+func (s *Server) failSent(conn redis.Conn, calls []*call, err error) {
+	for _, c := range calls {
+		c.fail(s.callErr(conn, c.req, err))
+	}
+}
+
+// failUnsent answers calls that were taken but never written: nothing
+// happened, and they are safe to retry.
+func failUnsent(calls []*call) {
+	for _, c := range calls {
+		c.fail(fmt.Errorf("%w (%s): the connection broke before the call was sent", protocol.ErrClosed, c.req.Op()))
+	}
 }
 
 // deleteBuckets scans for the id's keys and deletes them batch by batch. It

@@ -14,10 +14,18 @@ import "github.com/gomodule/redigo/redis"
 // It returns the new count. Unlike MULTI/EXEC, an error in HINCRBY
 // (WRONGTYPE, overflow) aborts the script before anything is written, so a
 // key of another type keeps its TTL untouched.
-var countHitScript = redis.NewScript(1, `
+var countHitScript = redis.NewScript(1, countHitLua)
+
+const countHitLua = `
 local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return count
-`)
+`
+
+// The script's EVALSHA and EVAL arguments, boxed once.
+var (
+	countHitSHA    any = countHitScript.Hash()
+	countHitSource any = countHitLua
+)

@@ -51,6 +51,7 @@ const (
 	DefaultMinBackoff           = 50 * time.Millisecond
 	DefaultMaxBackoff           = time.Second
 	DefaultQueueSize            = 1024
+	DefaultMaxPipeline          = 256
 )
 
 // stableAfter is how long a connection must live for the next reconnection
@@ -86,6 +87,9 @@ type Config struct {
 	// QueueSize bounds the requests waiting for the server; default
 	// DefaultQueueSize.
 	QueueSize int
+	// MaxPipeline bounds how many queued calls are written before their
+	// replies are read; default DefaultMaxPipeline, 1 turns pipelining off.
+	MaxPipeline int
 	// Logger receives connection events; default slog.Default().
 	Logger *slog.Logger
 }
@@ -126,6 +130,12 @@ func (c *Config) setDefaults() error {
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
 	}
+	if c.MaxPipeline < 0 {
+		return fmt.Errorf("%w: MaxPipeline must not be negative, got %d", protocol.ErrInvalid, c.MaxPipeline)
+	}
+	if c.MaxPipeline == 0 {
+		c.MaxPipeline = DefaultMaxPipeline
+	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = protocol.DefaultKeyPrefix
 	}
@@ -156,7 +166,16 @@ type Server struct {
 
 	serveMu   sync.Mutex
 	serveDone chan struct{} // non-nil while Serve runs; closed when it returns
-	failures  int           // consecutive dial failures; owned by Serve
+
+	// Owned by the goroutine running Serve, reused across batches so that
+	// the hot path does not allocate.
+	failures   int     // consecutive dial failures
+	batch      []*call // the calls taken and not yet answered
+	args       []any   // the arguments of the command being written
+	keyBuf     []byte  // the key of the command being written
+	ttlArg     any     // the TTL, boxed once
+	lastNow    int64   // see nowArg
+	lastNowArg any
 }
 
 // incarnation is one connected run of Serve. down is closed after every call
@@ -177,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		requests: make(chan *call, cfg.QueueSize),
 		notify:   make(chan struct{}),
 	}
+	s.ttlArg = s.ttl
 	s.stopCtx, s.stopFunc = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -237,85 +257,152 @@ func (s *Server) Stop() {
 
 // Do sends req to the server goroutine and waits for its reply, at most until
 // ctx is done or the call timeout passes. The reply's type matches req's.
+// CountHit, GetBucket and DeleteBuckets are the same calls without boxing.
 func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
-	if req == nil {
-		return nil, fmt.Errorf("%w: nil request", protocol.ErrInvalid)
+	switch r := req.(type) {
+	case protocol.CountHit:
+		n, err := s.CountHit(ctx, r.Key, r.Now, r.Increment)
+		if err != nil {
+			return nil, err
+		}
+		return protocol.CountHitReply{Count: n}, nil
+	case protocol.GetBucket:
+		b, err := s.GetBucket(ctx, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		return protocol.GetBucketReply{Bucket: b}, nil
+	case protocol.DeleteBuckets:
+		n, err := s.DeleteBuckets(ctx, r.ID)
+		return protocol.DeleteBucketsReply{Deleted: n}, err
+	default:
+		return nil, fmt.Errorf("%w: request %T", protocol.ErrInvalid, req)
 	}
-	begin := time.Now()
-	rep, err := s.do(ctx, req)
-	s.stats.record(req, err, time.Since(begin))
-	return rep, err
 }
 
-func (s *Server) do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
-	if err := req.Validate(); err != nil {
-		return nil, err
+// CountHit adds increment to the bucket key at now and returns its count.
+func (s *Server) CountHit(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
+	c := getCall()
+	c.hit = protocol.CountHit{Key: key, Now: now, Increment: increment}
+	c.req = &c.hit
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var n int64
+	if c.received { // else the server may still write the reply
+		n = c.count
+	}
+	c.release()
+	return n, err
+}
+
+// GetBucket reads the bucket key; nil, nil when there is none.
+func (s *Server) GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error) {
+	c := getCall()
+	c.get = protocol.GetBucket{Key: key}
+	c.req = &c.get
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var b *protocol.BucketInfo
+	if c.received {
+		b = c.bucket
+	}
+	c.release()
+	return b, err
+}
+
+// DeleteBuckets deletes the buckets of id and returns how many keys went;
+// on an error, how many went before it.
+func (s *Server) DeleteBuckets(ctx context.Context, id string) (int64, error) {
+	c := getCall()
+	c.del = protocol.DeleteBuckets{ID: id}
+	c.req = &c.del
+	err := s.call(ctx, c, s.cfg.DeleteBucketsTimeout)
+	var n int64
+	if c.received {
+		n = c.deleted
+	}
+	c.release()
+	return n, err
+}
+
+// call validates c, queues it, waits for its answer and records it in the
+// stats. The reply fields of c hold the server's answer when c.received.
+func (s *Server) call(ctx context.Context, c *call, timeout time.Duration) error {
+	begin := time.Now()
+	err := s.wait(ctx, c, begin, timeout)
+	s.stats.record(c.req, err, time.Since(begin))
+	return err
+}
+
+func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.Duration) error {
+	if err := c.req.Validate(); err != nil {
+		return err
 	}
 	if s.Stopped() {
-		return nil, protocol.ErrStopped
+		return protocol.ErrStopped
 	}
 	inc := s.live.Load()
 	if inc == nil {
-		return nil, s.closedErr()
+		return s.closedErr()
 	}
-	timeout := s.cfg.CallTimeout
-	if _, ok := req.(protocol.DeleteBuckets); ok {
-		timeout = s.cfg.DeleteBucketsTimeout
-	}
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && !d.After(deadline) {
-		deadline = d // the caller's deadline comes first: its error is the caller's
+	var expired <-chan time.Time // the call timeout, unless ctx ends first
+	c.deadline = now.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(c.deadline) {
+		c.deadline = d // the caller's deadline comes first: its error is the caller's
 	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadlineCause(ctx, deadline, errCallTimeout)
-		defer cancel()
+		c.timer.Reset(timeout)
+		defer c.timer.Stop()
+		expired = c.timer.C
 	}
 
-	c := newCall(req, deadline)
 	select {
 	case s.requests <- c:
 	case <-inc.down:
-		return nil, s.downErr()
+		return s.downErr()
 	case <-ctx.Done():
-		return nil, waitErr(ctx, req)
+		return waitErr(ctx, c.req)
+	case <-expired:
+		return callTimeoutErr(c.req)
 	}
 	select {
-	case r := <-c.reply:
-		return r.rep, r.err
+	case <-c.done:
+		c.received = true
+		return c.err
 	case <-inc.down:
 		if c.abandon() {
-			return nil, s.downErr()
+			return s.downErr()
 		}
 		// Taken: Serve answered it before closing down.
 		select {
-		case r := <-c.reply:
-			return r.rep, r.err
+		case <-c.done:
+			c.received = true
+			return c.err
 		case <-ctx.Done():
-			return nil, waitErr(ctx, req)
+			return waitErr(ctx, c.req)
+		case <-expired:
+			return callTimeoutErr(c.req)
 		}
 	case <-ctx.Done():
 		// Whether or not the server has taken it, the caller leaves now; an
 		// abandoned call is never sent.
 		c.abandon()
-		return nil, waitErr(ctx, req)
+		return waitErr(ctx, c.req)
+	case <-expired:
+		c.abandon()
+		return callTimeoutErr(c.req)
 	}
 }
 
-var errCallTimeout = errors.New("call timeout")
+func callTimeoutErr(req protocol.Request) error {
+	return fmt.Errorf("%w (%s): no reply within the call timeout", protocol.ErrTimeout, req.Op())
+}
 
-// waitErr says why a caller stopped waiting. A deadline, the caller's own or
-// the call timeout, matches ErrTimeout; the caller's own also matches
-// context.DeadlineExceeded. A cancellation is the context's error.
+// waitErr says why a caller whose context ended stopped waiting: a deadline
+// matches both ErrTimeout and context.DeadlineExceeded; a cancellation is
+// the context's error.
 func waitErr(ctx context.Context, req protocol.Request) error {
-	cause := context.Cause(ctx)
-	switch {
-	case cause == errCallTimeout:
-		return fmt.Errorf("%w (%s): no reply within the call timeout", protocol.ErrTimeout, req.Op())
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w (%s): %w", protocol.ErrTimeout, req.Op(), context.DeadlineExceeded)
-	default:
-		return fmt.Errorf("hammerredis (%s): %w", req.Op(), ctx.Err())
 	}
+	return fmt.Errorf("hammerredis (%s): %w", req.Op(), ctx.Err())
 }
 
 func (s *Server) closedErr() error {
@@ -377,12 +464,13 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 
 	inc := &incarnation{down: make(chan struct{})}
-	var taken []*call // calls taken and not yet answered
 	defer func() {
 		// Also on panic: no taken call is left without an answer.
-		for _, c := range taken {
-			c.answer(nil, fmt.Errorf("%w (%s): the server goroutine ended", protocol.ErrDisconnected, c.req.Op()))
+		for _, c := range s.batch {
+			c.fail(fmt.Errorf("%w (%s): the server goroutine ended", protocol.ErrDisconnected, c.req.Op()))
 		}
+		clear(s.batch)
+		s.batch = s.batch[:0]
 		s.setLive(nil)
 		close(inc.down)
 	}()
@@ -392,7 +480,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
 
-	err = s.loop(ctx, conn, &taken)
+	err = s.loop(ctx, conn)
 	if time.Since(born) >= stableAfter {
 		s.failures = 0
 	}
@@ -419,11 +507,7 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 		}
 		conn, err := s.cfg.Dial(ctx)
 		if err == nil {
-			// Dialing does AUTH and SELECT; PING also proves the server
-			// answers commands (not LOADING, not frozen).
-			if _, err = conn.Do("PING"); err != nil {
-				conn.Close()
-			}
+			err = prepare(conn)
 		}
 		if err == nil {
 			return conn, nil
@@ -439,6 +523,23 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 	}
 }
 
+// prepare readies a new connection. Dialing did AUTH and SELECT; PING proves
+// the server answers commands (not LOADING, not frozen), and loading the
+// script saves the first EVALSHA a NOSCRIPT. A user without the right to run
+// SCRIPT still works: count_hit then falls back to EVAL.
+func prepare(conn redis.Conn) error {
+	_, err := conn.Do("PING")
+	if err == nil {
+		if lerr := countHitScript.Load(conn); lerr != nil && conn.Err() != nil {
+			err = lerr
+		}
+	}
+	if err != nil {
+		conn.Close()
+	}
+	return err
+}
+
 // backoff returns the wait before dial attempt n+1 after n failures:
 // MinBackoff doubled n-1 times, capped at MaxBackoff, minus up to 20% jitter
 // so that many backends do not redial in step.
@@ -451,8 +552,11 @@ func (s *Server) backoff(n int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// loop serves requests on conn until it breaks or ctx is done.
-func (s *Server) loop(ctx context.Context, conn redis.Conn, taken *[]*call) error {
+// loop serves requests on conn until it breaks or ctx is done. It takes
+// every call already queued, up to MaxPipeline, and runs them as one batch:
+// a lone caller is served at once, and callers that queue up while a batch
+// is in flight share the next round trip.
+func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 	var tick <-chan time.Time
 	if s.cfg.HealthCheckInterval > 0 {
 		t := time.NewTicker(s.cfg.HealthCheckInterval)
@@ -465,12 +569,22 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, taken *[]*call) erro
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-s.requests:
-			if !c.take() {
-				continue // its caller has left: never send it
+			s.take(c)
+		drain:
+			for len(s.batch) < s.cfg.MaxPipeline {
+				select {
+				case c := <-s.requests:
+					s.take(c)
+				default:
+					break drain
+				}
 			}
-			*taken = append((*taken)[:0], c)
-			s.execute(conn, c)
-			*taken = (*taken)[:0]
+			if len(s.batch) == 0 {
+				continue // every caller had left: nothing to send
+			}
+			s.runBatch(conn, s.batch)
+			clear(s.batch) // drop the references: the calls go back to a pool
+			s.batch = s.batch[:0]
 			if err := conn.Err(); err != nil {
 				return err
 			}
@@ -486,5 +600,10 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, taken *[]*call) erro
 	}
 }
 
-// MaxBackoff returns the configured cap on the wait between dial attempts.
-func (s *Server) MaxBackoff() time.Duration { return s.cfg.MaxBackoff }
+// take adds c to the batch unless its caller has left: an abandoned call is
+// never sent.
+func (s *Server) take(c *call) {
+	if c.take() {
+		s.batch = append(s.batch, c)
+	}
+}

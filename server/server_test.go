@@ -30,14 +30,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // broken makes Err report a dead connection, as redigo does after an I/O
 // error.
 type fakeConn struct {
-	mu     sync.Mutex
-	do     func(cmd string, args ...any) (any, error)
-	cmds   []string
-	broken error
-	closed bool
+	mu      sync.Mutex
+	do      func(cmd string, args ...any) (any, error)
+	cmds    []string
+	pending []sent
+	flushes int
+	broken  error
+	closed  bool
 }
 
 func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
+	if cmd == "SCRIPT" {
+		// Loading the script at connection start: not part of any test's
+		// script.
+		return countHitSHA, nil
+	}
 	c.mu.Lock()
 	c.cmds = append(c.cmds, cmd+" "+fmt.Sprint(args...))
 	do := c.do
@@ -74,9 +81,57 @@ func (c *fakeConn) commands() []string {
 	return append([]string(nil), c.cmds...)
 }
 
-func (c *fakeConn) Send(string, ...any) error { return errors.New("fakeConn: Send not scripted") }
-func (c *fakeConn) Flush() error              { return errors.New("fakeConn: Flush not scripted") }
-func (c *fakeConn) Receive() (any, error)     { return nil, errors.New("fakeConn: Receive not scripted") }
+// Send queues a command; its reply comes from do when it is received, as if
+// the reply arrived then.
+func (c *fakeConn) Send(cmd string, args ...any) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken != nil {
+		return c.broken
+	}
+	args = printable(args)
+	c.cmds = append(c.cmds, cmd+" "+fmt.Sprint(args...))
+	c.pending = append(c.pending, sent{cmd, args})
+	return nil
+}
+
+// printable copies args with []byte as string: redigo is given keys as
+// []byte, from a buffer that is reused after Send.
+func printable(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if b, ok := a.([]byte); ok {
+			a = string(b)
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func (c *fakeConn) Flush() error {
+	c.mu.Lock()
+	c.flushes++
+	c.mu.Unlock()
+	return c.Err()
+}
+
+func (c *fakeConn) Receive() (any, error) {
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		return nil, errors.New("fakeConn: Receive without a pending command")
+	}
+	p := c.pending[0]
+	c.pending = c.pending[1:]
+	do := c.do
+	c.mu.Unlock()
+	return do(p.cmd, p.args...)
+}
+
+type sent struct {
+	cmd  string
+	args []any
+}
 
 // okDo answers PING and the count_hit script with 1.
 func okDo(cmd string, _ ...any) (any, error) {

@@ -114,9 +114,9 @@ type stats struct {
 
 func opIndex(req protocol.Request) int {
 	switch req.(type) {
-	case protocol.CountHit:
+	case *protocol.CountHit, protocol.CountHit:
 		return 0
-	case protocol.GetBucket:
+	case *protocol.GetBucket, protocol.GetBucket:
 		return 1
 	default:
 		return 2
@@ -191,4 +191,37 @@ func (s *Server) Stats() Stats {
 	st.QueueDepth = len(s.requests)
 	st.QueueCapacity = cap(s.requests)
 	return st
+}
+
+// Add returns the sum of two snapshots, as of a pool of servers: counters,
+// queues and histograms add up; Connected holds when both hold.
+func (s Stats) Add(o Stats) Stats {
+	r := s
+	r.Connected = s.Connected && o.Connected
+	c, oc := &r.Calls, o.Calls
+	c.CountHit, c.GetBucket, c.DeleteBuckets = c.CountHit+oc.CountHit, c.GetBucket+oc.GetBucket, c.DeleteBuckets+oc.DeleteBuckets
+	e, oe := &r.Errors, o.Errors
+	e.Closed += oe.Closed
+	e.Disconnected += oe.Disconnected
+	e.Timeout += oe.Timeout
+	e.Canceled += oe.Canceled
+	e.Stopped += oe.Stopped
+	e.Invalid += oe.Invalid
+	e.Redis += oe.Redis
+	e.BadReply += oe.BadReply
+	e.Other += oe.Other
+	r.Connects += o.Connects
+	r.Restarts += o.Restarts
+	r.DialFailures += o.DialFailures
+	r.QueueDepth += o.QueueDepth
+	r.QueueCapacity += o.QueueCapacity
+	r.Latency.Count += o.Latency.Count
+	r.Latency.Sum += o.Latency.Sum
+	r.Latency.Buckets = append([]Bucket(nil), s.Latency.Buckets...)
+	for i := range r.Latency.Buckets {
+		if i < len(o.Latency.Buckets) {
+			r.Latency.Buckets[i].Count += o.Latency.Buckets[i].Count
+		}
+	}
+	return r
 }
