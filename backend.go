@@ -207,4 +207,3 @@ func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, er
 func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
 	return b.route(id).DeleteBuckets(ctx, id)
 }
-
