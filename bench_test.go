@@ -3,9 +3,10 @@ package hammerredis_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
@@ -23,25 +24,61 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 return count
 `)
 
-// BenchmarkCountHit compares, in one run on the tests' private
-// redis-server, the backend's CountHit with a bare redigo round trip of the
-// same script: serially (latency) and from GOMAXPROCS*4 goroutines
-// (throughput through the single connection).
-func BenchmarkCountHit(b *testing.B) {
-	ctx := context.Background()
-	backend, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 60_000, RedisURL: redisURL, KeyPrefix: "B:"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hammerredis.Stop(backend)
-	if err := backend.WaitConnected(ctx); err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, 1024)
+var benchIDs = func() []string {
+	ids := make([]string, 100_000)
 	for i := range ids {
 		ids[i] = "user:" + strconv.Itoa(i)
 	}
+	return ids
+}()
 
+// randomID picks uniformly among 100k ids; hotID sends 90% of the hits to
+// ten ids.
+func randomID(r *rand.Rand) string { return benchIDs[r.IntN(len(benchIDs))] }
+
+func hotID(r *rand.Rand) string {
+	if r.IntN(10) < 9 {
+		return benchIDs[r.IntN(10)]
+	}
+	return randomID(r)
+}
+
+func startBench(b *testing.B, opts hammerredis.Options) *hammerredis.Backend {
+	b.Helper()
+	opts.ExpiryMs, opts.RedisURL, opts.KeyPrefix = 60_000, redisURL, "B:"
+	opts.Logger = slog.New(slog.DiscardHandler)
+	backend, err := hammerredis.Start(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { hammerredis.Stop(backend) })
+	if err := backend.WaitConnected(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return backend
+}
+
+// runCallers counts hits from callers goroutines, on ids from pick.
+func runCallers(b *testing.B, backend *hammerredis.Backend, callers int, pick func(*rand.Rand) string) {
+	b.ReportAllocs()
+	b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
+	bucket := int64(rand.Uint32()) // fresh buckets for every run
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			if _, err := backend.CountHit(context.Background(), hammerredis.BucketKey{Bucket: bucket, ID: pick(r)}, 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkCountHit compares, in one run on the tests' private
+// redis-server, a bare redigo round trip of the count_hit script with the
+// backend: serially (latency), and from many callers (throughput), with
+// pipelining, hot-key coalescing and the pool on and off.
+func BenchmarkCountHit(b *testing.B) {
 	b.Run("redigo-conn/serial", func(b *testing.B) {
 		c, err := redis.Dial("tcp", shared.Addr())
 		if err != nil {
@@ -49,48 +86,38 @@ func BenchmarkCountHit(b *testing.B) {
 		}
 		defer c.Close()
 		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if _, err := redis.Int64(countHitLua.Do(c, "B:"+ids[i%len(ids)]+":1", 1, 1, 61)); err != nil {
+		r := rand.New(rand.NewPCG(1, 2))
+		for b.Loop() {
+			if _, err := redis.Int64(countHitLua.Do(c, "B:"+randomID(r)+":1", 1, 1, 61)); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("backend/serial", func(b *testing.B) {
+		backend := startBench(b, hammerredis.Options{})
 		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if _, err := backend.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: ids[i%len(ids)]}, 1); err != nil {
+		r := rand.New(rand.NewPCG(1, 2))
+		for b.Loop() {
+			if _, err := backend.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: randomID(r)}, 1); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	for _, callers := range []int{8, 64, 256} {
-		b.Run(fmt.Sprintf("backend/callers=%d", callers), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(callers / runtime.GOMAXPROCS(0))
-			var n atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					if _, err := backend.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: ids[i%int64(len(ids))]}, 1); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+	for _, cfg := range []struct {
+		name string
+		opts hammerredis.Options
+		pick func(*rand.Rand) string
+	}{
+		{"random", hammerredis.Options{}, randomID},
+		{"random/unpipelined", hammerredis.Options{MaxPipeline: 1}, randomID},
+		{"random/pool=4", hammerredis.Options{PoolSize: 4}, randomID},
+		{"hot", hammerredis.Options{}, hotID},
+		{"hot/uncoalesced", hammerredis.Options{DisableCoalescing: true}, hotID},
+	} {
+		for _, callers := range []int{64, 256} {
+			b.Run(fmt.Sprintf("backend/%s/callers=%d", cfg.name, callers), func(b *testing.B) {
+				runCallers(b, startBench(b, cfg.opts), callers, cfg.pick)
 			})
-		})
+		}
 	}
-	b.Run("backend/parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetParallelism(4)
-		var n atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				i := n.Add(1)
-				if _, err := backend.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: ids[i%int64(len(ids))]}, 1); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
 }

@@ -69,6 +69,12 @@ type Options struct {
 	// pipelining off: one round trip per call.
 	MaxPipeline int
 
+	// DisableCoalescing sends every hit on its own. By default, hits on one
+	// bucket that are queued together go to Redis as one script run of their
+	// summed increment; each caller still gets the count it would have had
+	// in queue order. Turn it off only to measure what it saves.
+	DisableCoalescing bool
+
 	// QueueSize bounds the calls waiting for the connection; default 1024.
 	// When it is full, callers wait as long as their context allows.
 	QueueSize int
@@ -175,6 +181,7 @@ func (o Options) serverConfig() (server.Config, error) {
 		MaxBackoff:           o.MaxBackoff,
 		QueueSize:            o.QueueSize,
 		MaxPipeline:          o.MaxPipeline,
+		DisableCoalescing:    o.DisableCoalescing,
 		Logger:               o.Logger,
 	}, nil
 }

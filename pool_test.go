@@ -103,3 +103,42 @@ func TestPoolOptionsValidated(t *testing.T) {
 		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "%v", opts)
 	}
 }
+
+func TestHotKeyCallersGetDistinctCountsAsIfOneByOne(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		t.Run(fmt.Sprint("DisableCoalescing=", disable), func(t *testing.T) {
+			f := start(t, nil, hammerredis.Options{DisableCoalescing: disable})
+			const callers, hits = 64, 20
+			key := hammerredis.BucketKey{Bucket: 7, ID: "hot"}
+			seen := make([]bool, callers*hits+1)
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range hits {
+						n, err := f.b.CountHit(context.Background(), key, int64(1000+c*hits+i))
+						if !assert.NoError(t, err) {
+							return
+						}
+						mu.Lock()
+						assert.False(t, seen[n], "count %d returned twice", n)
+						seen[n] = true
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			for n := 1; n <= callers*hits; n++ {
+				assert.True(t, seen[n], "no caller got count %d", n)
+			}
+			fields, err := redis.Strings(f.admin.Do("HGETALL", f.key("hot", 7)))
+			require.NoError(t, err)
+			require.Len(t, fields, 6)
+			assert.Equal(t, []string{"count", fmt.Sprint(callers * hits), "created"}, fields[:3])
+			assert.Equal(t, "updated", fields[4])
+			assert.Equal(t, int64(61), do(t, f.admin, "TTL", f.key("hot", 7)))
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -59,10 +60,10 @@ func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []e
 	return errs
 }
 
-func TestQueuedCallsShareOneFlush(t *testing.T) {
+func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
 	for _, tt := range []struct {
-		maxPipeline, wantFlushes int
-	}{{0, 2}, {4, 4}, {1, 11}} {
+		maxPipeline, maxFlushes, maxInAir int
+	}{{0, 2, 10}, {4, 8, 4}, {1, 11, 1}} {
 		t.Run(fmt.Sprint("MaxPipeline=", tt.maxPipeline), func(t *testing.T) {
 			g := newGate()
 			conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
@@ -82,7 +83,8 @@ func TestQueuedCallsShareOneFlush(t *testing.T) {
 			}
 			conn.mu.Lock()
 			defer conn.mu.Unlock()
-			assert.Equal(t, tt.wantFlushes, conn.flushes, "one flush for the first call, then batches of up to MaxPipeline")
+			assert.LessOrEqual(t, conn.flushes, tt.maxFlushes, "calls queued together share writes")
+			assert.LessOrEqual(t, conn.maxPending, tt.maxInAir, "at most MaxPipeline calls in the air")
 			for i := range 10 {
 				assert.Contains(t, conn.cmds[1+1+i], fmt.Sprintf(":q%d:", i), "sent in queue order")
 			}
@@ -255,4 +257,210 @@ func TestAllCallersLeftNothingSent(t *testing.T) {
 		assert.NotContains(t, c, "gone")
 	}
 	assert.False(t, errors.Is(err, protocol.ErrClosed))
+}
+
+func TestHotKeyHitsAreCoalesced(t *testing.T) {
+	g := newGate()
+	var mu sync.Mutex
+	count := int64(0)
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+			return int64(1), nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case cmd == "HMGET":
+			return []any{nil, nil, nil}, nil
+		case args[0] == coalescedSHA:
+			count += args[5].(int64)
+		default:
+			count += args[4].(int64)
+		}
+		return count, nil
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	hot := func(inc int64) protocol.Request {
+		return protocol.CountHit{Key: protocol.BucketKey{Bucket: 1, ID: "hot"}, Now: 100 + inc, Increment: inc}
+	}
+	var counts [5]int64
+	reqs := []protocol.Request{hot(1), hot(2), countHit("other"), hot(3), hot(4), hot(5)}
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.s.Do(context.Background(), countHit("first"))
+		first <- err
+	}()
+	<-g.entered
+	var wg sync.WaitGroup
+	idx := 0
+	for i, r := range reqs {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			rep, err := h.s.Do(context.Background(), r)
+			require.NoError(t, err)
+			if k >= 0 {
+				counts[k] = rep.(protocol.CountHitReply).Count
+			}
+		}(map[bool]int{true: -1, false: idx}[i == 2])
+		if i != 2 {
+			idx++
+		}
+		h.waitQueued(t, i+1)
+	}
+	close(g.release)
+	require.NoError(t, <-first)
+	wg.Wait()
+
+	cmds := conn.commands()
+	require.Len(t, cmds, 4, "PING, first, one coalesced hot and other: %q", cmds)
+	assert.Contains(t, cmds[2], fmt.Sprint(coalescedSHA))
+	assert.Contains(t, cmds[2], "Hammer:Redis:hot:1 101 105 15 61", "first now, last now, sum, TTL")
+	// The hot hits ran first in the pipeline: after them the count is 15.
+	assert.Equal(t, [5]int64{1, 3, 6, 10, 15}, counts, "each caller's count in queue order")
+}
+
+func TestCoalescingSkipsKeysReadInTheSameBatch(t *testing.T) {
+	g := newGate()
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+		}
+		if cmd == "HMGET" {
+			return []any{nil, nil, nil}, nil
+		}
+		return okDo(cmd, args...)
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	k := protocol.BucketKey{Bucket: 1, ID: "k"}
+	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.GetBucket{Key: k},
+		protocol.CountHit{Key: k, Increment: 1}}
+	for _, err := range queueBehind(t, h, g, reqs) {
+		assert.NoError(t, err)
+	}
+	for _, c := range conn.commands() {
+		assert.NotContains(t, c, fmt.Sprint(coalescedSHA))
+	}
+}
+
+func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
+	g := newGate()
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+			return int64(1), nil
+		}
+		if args[0] == coalescedSHA {
+			return nil, redis.Error("ERR increment or decrement would overflow")
+		}
+		if args[4].(int64) == 2 {
+			return nil, redis.Error("ERR increment or decrement would overflow")
+		}
+		return int64(9), nil
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	k := protocol.BucketKey{Bucket: 1, ID: "k"}
+	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 2},
+		protocol.CountHit{Key: k, Increment: 3}}
+	errs := queueBehind(t, h, g, reqs)
+	assert.NoError(t, errs[0])
+	assert.ErrorIs(t, errs[1], protocol.ErrRedis, "only the hit that overflows fails")
+	assert.NoError(t, errs[2])
+}
+
+func TestCoalescingCanBeDisabled(t *testing.T) {
+	g := newGate()
+	conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+		}
+		return okDo(cmd, args...)
+	}}
+	h := run(t, Config{DisableCoalescing: true}, conn)
+	h.connected(t)
+	reqs := []protocol.Request{countHit("k"), countHit("k"), countHit("k")}
+	for _, err := range queueBehind(t, h, g, reqs) {
+		assert.NoError(t, err)
+	}
+	assert.Len(t, conn.commands(), 5, "PING, first and three single hits")
+}
+
+func TestPlanDoesNotOverflowASum(t *testing.T) {
+	s := &Server{}
+	k := protocol.BucketKey{ID: "k"}
+	calls := []*call{{}, {}, {}}
+	for i, inc := range []int64{math.MaxInt64, 1, 1} {
+		calls[i].hit = protocol.CountHit{Key: k, Increment: inc}
+		calls[i].req = &calls[i].hit
+	}
+	f := &flight{calls: calls}
+	s.plan(f, true)
+	assert.Equal(t, []int32{0, 1, 1}, f.lead, "the second hit starts a new group rather than overflow the sum")
+	assert.Equal(t, []int64{math.MaxInt64, 2}, f.sum[:2])
+}
+
+func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
+	g := newGate()
+	g2 := newGate()
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		a := fmt.Sprint(args...)
+		switch {
+		case strings.Contains(a, "first"):
+			g.hold()
+		case strings.Contains(a, ":q0:"):
+			g2.hold() // the test queues more calls meanwhile
+		}
+		return okDo(cmd, args...)
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	reqs := make([]protocol.Request, 10)
+	for i := range reqs {
+		reqs[i] = countHit(fmt.Sprint("q", i))
+	}
+	more := make(chan []error, 1)
+	go func() {
+		<-g2.entered // q0's reply is being read: the flight of ten is in the air
+		reqs := make([]protocol.Request, 6)
+		for i := range reqs {
+			reqs[i] = countHit(fmt.Sprint("r", i))
+		}
+		errs := make([]error, len(reqs))
+		var wg sync.WaitGroup
+		for i, r := range reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = h.s.Do(context.Background(), r)
+			}()
+		}
+		h.waitQueued(t, len(reqs))
+		close(g2.release)
+		wg.Wait()
+		more <- errs
+	}()
+	for _, err := range queueBehind(t, h, g, reqs) {
+		assert.NoError(t, err)
+	}
+	for _, err := range <-more {
+		assert.NoError(t, err)
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	assert.Equal(t, 9+6, conn.maxPending, "the six went out while nine of the ten were still in the air")
+	assert.Equal(t, 3, conn.flushes, "first, the ten, the six")
 }

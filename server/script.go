@@ -29,3 +29,21 @@ var (
 	countHitSHA    any = countHitScript.Hash()
 	countHitSource any = countHitLua
 )
+
+// coalescedScript is count_hit for several hits on one bucket at once (see
+// coalesce.go). It writes what the hits would have written one by one.
+//
+//	KEYS[1] the bucket key
+//	ARGV[1] the first hit's now (created, if the bucket is new)
+//	ARGV[2] the last hit's now (updated)
+//	ARGV[3] the sum of the increments
+//	ARGV[4] the TTL in seconds
+var coalescedScript = redis.NewScript(1, `
+local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
+redis.call('HSET', KEYS[1], 'updated', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return count
+`)
+
+var coalescedSHA any = coalescedScript.Hash()

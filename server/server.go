@@ -90,6 +90,9 @@ type Config struct {
 	// MaxPipeline bounds how many queued calls are written before their
 	// replies are read; default DefaultMaxPipeline, 1 turns pipelining off.
 	MaxPipeline int
+	// DisableCoalescing sends every hit on its own, even when several hits
+	// on one bucket are queued together (see coalesce.go).
+	DisableCoalescing bool
 	// Logger receives connection events; default slog.Default().
 	Logger *slog.Logger
 }
@@ -169,13 +172,20 @@ type Server struct {
 
 	// Owned by the goroutine running Serve, reused across batches so that
 	// the hot path does not allocate.
-	failures   int     // consecutive dial failures
-	batch      []*call // the calls taken and not yet answered
-	args       []any   // the arguments of the command being written
-	keyBuf     []byte  // the key of the command being written
-	ttlArg     any     // the TTL, boxed once
-	lastNow    int64   // see nowArg
+	failures   int       // consecutive dial failures
+	batch      []*call   // calls taken, to go out in the next flight
+	barrier    *call     // a DeleteBuckets waiting for the flights to land
+	flights    []*flight // written, waiting for replies, oldest first
+	inAir      int       // calls in flights and not yet answered
+	spare      []*flight // landed flights, for reuse
+	args       []any     // the arguments of the command being written
+	keyBuf     []byte    // the key of the command being written
+	ttlArg     any       // the TTL, boxed once
+	lastNow    int64     // see nowArg
 	lastNowArg any
+	lead, next []int32                      // see plan
+	sum        []int64                      // see plan
+	last       map[protocol.BucketKey]int32 // see plan
 }
 
 // incarnation is one connected run of Serve. down is closed after every call
@@ -466,11 +476,10 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	inc := &incarnation{down: make(chan struct{})}
 	defer func() {
 		// Also on panic: no taken call is left without an answer.
-		for _, c := range s.batch {
+		s.eachTaken(func(c *call) {
 			c.fail(fmt.Errorf("%w (%s): the server goroutine ended", protocol.ErrDisconnected, c.req.Op()))
-		}
-		clear(s.batch)
-		s.batch = s.batch[:0]
+		})
+		s.reset()
 		s.setLive(nil)
 		close(inc.down)
 	}()
@@ -529,9 +538,11 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 // SCRIPT still works: count_hit then falls back to EVAL.
 func prepare(conn redis.Conn) error {
 	_, err := conn.Do("PING")
-	if err == nil {
-		if lerr := countHitScript.Load(conn); lerr != nil && conn.Err() != nil {
-			err = lerr
+	for _, script := range []*redis.Script{countHitScript, coalescedScript} {
+		if err == nil {
+			if lerr := script.Load(conn); lerr != nil && conn.Err() != nil {
+				err = lerr
+			}
 		}
 	}
 	if err != nil {
@@ -552,10 +563,11 @@ func (s *Server) backoff(n int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// loop serves requests on conn until it breaks or ctx is done. It takes
-// every call already queued, up to MaxPipeline, and runs them as one batch:
-// a lone caller is served at once, and callers that queue up while a batch
-// is in flight share the next round trip.
+// loop serves requests on conn until it breaks or ctx is done. While
+// nothing is in the air it waits for a call; then it keeps taking the calls
+// already queued, writing them as flights and reading replies, so that a
+// lone caller is served at once and callers that queue up meanwhile share
+// writes (see flight.go).
 func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 	var tick <-chan time.Time
 	if s.cfg.HealthCheckInterval > 0 {
@@ -565,45 +577,64 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 	}
 	busy := false
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case c := <-s.requests:
-			s.take(c)
-		drain:
-			for len(s.batch) < s.cfg.MaxPipeline {
-				select {
-				case c := <-s.requests:
-					s.take(c)
-				default:
-					break drain
+		if !s.airborne() && s.barrier == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case c := <-s.requests:
+				s.take(c)
+				busy = true
+			case <-tick:
+				if !busy {
+					if _, err := conn.Do("PING"); err != nil {
+						return fmt.Errorf("health check: %w", err)
+					}
 				}
+				busy = false
+				continue
 			}
-			if len(s.batch) == 0 {
-				continue // every caller had left: nothing to send
+		}
+		s.drain()
+		s.launch(conn, s.batch, false, true)
+		clear(s.batch) // the calls go back to a pool once answered
+		s.batch = s.batch[:0]
+		switch {
+		case conn.Err() != nil:
+		case s.airborne():
+			s.receive(conn)
+		case s.barrier != nil:
+			s.runBarrier(conn)
+		}
+		if err := conn.Err(); err != nil {
+			s.failAirborne(conn, err)
+			failUnsent(s.batch)
+			if s.barrier != nil {
+				failUnsent([]*call{s.barrier})
 			}
-			s.runBatch(conn, s.batch)
-			clear(s.batch) // drop the references: the calls go back to a pool
-			s.batch = s.batch[:0]
-			if err := conn.Err(); err != nil {
-				return err
-			}
-			busy = true
-		case <-tick:
-			if !busy {
-				if _, err := conn.Do("PING"); err != nil {
-					return fmt.Errorf("health check: %w", err)
-				}
-			}
-			busy = false
+			return err
 		}
 	}
 }
 
-// take adds c to the batch unless its caller has left: an abandoned call is
-// never sent.
+// reset drops every reference to calls between connections.
+func (s *Server) reset() {
+	for _, f := range s.flights {
+		s.freeFlight(f)
+	}
+	clear(s.flights)
+	s.flights, s.inAir, s.barrier = s.flights[:0], 0, nil
+	clear(s.batch)
+	s.batch = s.batch[:0]
+}
+
+// take adds c to the batch, or makes it the barrier, unless its caller has
+// left: an abandoned call is never sent.
 func (s *Server) take(c *call) {
-	if c.take() {
+	switch {
+	case !c.take():
+	case isDelete(c):
+		s.barrier = c
+	default:
 		s.batch = append(s.batch, c)
 	}
 }

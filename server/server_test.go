@@ -35,6 +35,8 @@ type fakeConn struct {
 	cmds    []string
 	pending []sent
 	flushes int
+	// maxPending is the most commands ever sent and not yet received.
+	maxPending int
 	broken  error
 	closed  bool
 }
@@ -46,7 +48,7 @@ func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
 		return countHitSHA, nil
 	}
 	c.mu.Lock()
-	c.cmds = append(c.cmds, cmd+" "+fmt.Sprint(args...))
+	c.cmds = append(c.cmds, strings.TrimSpace(fmt.Sprintln(append([]any{cmd}, args...)...)))
 	do := c.do
 	c.mu.Unlock()
 	return do(cmd, args...)
@@ -90,8 +92,9 @@ func (c *fakeConn) Send(cmd string, args ...any) error {
 		return c.broken
 	}
 	args = printable(args)
-	c.cmds = append(c.cmds, cmd+" "+fmt.Sprint(args...))
+	c.cmds = append(c.cmds, strings.TrimSpace(fmt.Sprintln(append([]any{cmd}, args...)...)))
 	c.pending = append(c.pending, sent{cmd, args})
+	c.maxPending = max(c.maxPending, len(c.pending))
 	return nil
 }
 

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"math"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// Hot-key coalescing: when several hits on one bucket are queued together,
+// the pipeline sends them as one count_hit of their summed increment, so
+// Redis runs one script instead of many. Each caller still gets the count
+// it would have had in queue order: the total minus the increments queued
+// after its own. The bucket's created is the first hit's now (HSETNX) and
+// its updated the last hit's, as if the hits had run one by one.
+//
+// A key that is also read (GetBucket) in the same pipeline is not coalesced,
+// so the read sees exactly the hits queued before it.
+
+// plan groups the calls of f: f.lead[i] is the index of the first call of
+// i's group (i itself when alone), f.next[i] the next call of the group, -1
+// at its end, and f.sum[i] the group's summed increment when i leads it.
+// Without coalesce every call is its own group.
+func (s *Server) plan(f *flight, coalesce bool) {
+	calls := f.calls
+	n := len(calls)
+	f.lead, f.next, f.sum = resize(f.lead, n), resize(f.next, n), resize(f.sum, n)
+	for i := range n {
+		f.lead[i], f.next[i] = int32(i), -1
+	}
+	if !coalesce || n < 2 {
+		return
+	}
+	if s.last == nil {
+		s.last = make(map[protocol.BucketKey]int32)
+	}
+	clear(s.last)
+	for _, c := range calls {
+		if g, ok := c.req.(*protocol.GetBucket); ok {
+			s.last[g.Key] = -1 // read here: not coalesced
+		}
+	}
+	for i, c := range calls {
+		h, ok := c.req.(*protocol.CountHit)
+		if !ok {
+			continue
+		}
+		j, seen := s.last[h.Key]
+		switch {
+		case seen && j < 0:
+			continue
+		case seen && !addOverflows(f.sum[f.lead[j]], h.Increment):
+			f.next[j] = int32(i)
+			f.lead[i] = f.lead[j]
+			f.sum[f.lead[i]] += h.Increment
+		default: // a new group (also when the sum would overflow int64)
+			f.sum[i] = h.Increment
+		}
+		s.last[h.Key] = int32(i)
+	}
+}
+
+func addOverflows(a, b int64) bool {
+	return (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b)
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// sendGroup writes the group of f that starts at call k: the call itself
+// when alone, else one coalesced count_hit.
+func (s *Server) sendGroup(conn redis.Conn, f *flight, k int) error {
+	if f.next[k] < 0 {
+		return s.send(conn, f.calls[k], f.evalSource)
+	}
+	first := f.calls[k].req.(*protocol.CountHit)
+	lastNow := first.Now
+	for i := f.next[k]; i >= 0; i = f.next[i] {
+		lastNow = f.calls[i].req.(*protocol.CountHit).Now
+	}
+	s.args = append(s.args[:0], coalescedSHA, 1, s.key(first.Key), s.nowArg(first.Now), lastNow, f.sum[k], s.ttlArg)
+	return conn.Send("EVALSHA", s.args...)
+}
+
+// answerGroup answers every call of the group of f that starts at call k
+// from the coalesced reply: the count after all of them.
+func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any) {
+	total, err := decodeCount(reply)
+	after := f.sum[k] // increments not yet accounted for, this call's included
+	for i := int32(k); i >= 0; i = f.next[i] {
+		c := f.calls[i]
+		if err != nil {
+			c.fail(s.callErr(conn, c.req, err))
+			continue
+		}
+		after -= c.req.(*protocol.CountHit).Increment
+		c.answer(total-after, nil, 0, nil)
+	}
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// Pipelining. The server goroutine keeps writing while replies come back:
+// calls queued while earlier ones are in the air go out as the next flight,
+// written in one go, as soon as there are at least half as many of them as
+// calls still in the air, so Redis always has the next commands waiting
+// without a write for every call. Replies are read in order; each answers its
+// call (or its coalesced group). A DeleteBuckets needs several round trips of
+// its own: it waits until every flight has landed, and holds the queue
+// behind it meanwhile.
+
+// flight is one pipelined write of calls, waiting for its replies.
+type flight struct {
+	calls      []*call
+	lead, next []int32 // groups: see plan
+	sum        []int64
+	evalSource bool // count_hit as EVAL with the source (after NOSCRIPT)
+	// due is the index of the first group whose reply has not been read:
+	// the calls of groups led before it are answered (or wait in noScript
+	// or singly), the others are not. The server never touches an answered
+	// call again: its caller may already have reused it.
+	due int
+
+	// Calls to send again once the flight has landed, rare: NOSCRIPT
+	// replies (again with EVAL), coalesced groups that failed (one by one).
+	noScript, singly []*call
+}
+
+// airborne reports whether calls wait for replies.
+func (s *Server) airborne() bool { return len(s.flights) > 0 }
+
+// drain takes the calls already queued, without waiting, until the flights
+// in the air and the batch hold MaxPipeline calls, or a DeleteBuckets comes
+// up: that one becomes the barrier, and the queue waits behind it.
+func (s *Server) drain() {
+	for s.barrier == nil && s.inAir+len(s.batch) < s.cfg.MaxPipeline {
+		select {
+		case c := <-s.requests:
+			if !c.take() {
+				continue // its caller has left: never send it
+			}
+			if isDelete(c) {
+				s.barrier = c
+			} else {
+				s.batch = append(s.batch, c)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func isDelete(c *call) bool {
+	_, ok := c.req.(*protocol.DeleteBuckets)
+	return ok
+}
+
+// launch writes calls as one flight and flushes them. On a write error it
+// answers them (written: outcome unknown; not written: ErrClosed) and
+// leaves the broken connection to the loop.
+func (s *Server) launch(conn redis.Conn, calls []*call, evalSource, coalesce bool) {
+	if len(calls) == 0 {
+		return
+	}
+	f := s.newFlight()
+	f.calls = append(f.calls, calls...)
+	f.evalSource = evalSource
+	s.plan(f, coalesce && !evalSource && !s.cfg.DisableCoalescing)
+	for k := range f.calls {
+		if f.lead[k] != int32(k) {
+			continue // sent with its group's first call
+		}
+		if err := s.sendGroup(conn, f, k); err != nil {
+			// Groups up to this one may have left the buffer, this one in
+			// part; the rest were never written.
+			for i, c := range f.calls {
+				if f.lead[i] <= int32(k) {
+					c.fail(s.callErr(conn, c.req, err))
+				} else {
+					failUnsent(f.calls[i : i+1])
+				}
+			}
+			s.freeFlight(f)
+			return
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		s.failSent(conn, f.calls, err)
+		s.freeFlight(f)
+		return
+	}
+	s.flights = append(s.flights, f)
+	s.inAir += len(f.calls)
+}
+
+// receive reads replies of the oldest flight and answers their calls. It
+// returns when the flight has landed, or early when enough calls have queued
+// up to make the next flight worth writing, or when the connection broke.
+func (s *Server) receive(conn redis.Conn) {
+	f := s.flights[0]
+	for f.due < len(f.calls) {
+		k := f.due
+		if f.lead[k] != int32(k) {
+			f.due++
+			continue // a member: answered with its group
+		}
+		reply, err := conn.Receive()
+		if err != nil && conn.Err() != nil {
+			s.failAirborne(conn, err)
+			return
+		}
+		s.inAir -= s.land(conn, f, k, reply, err)
+		f.due++
+		if s.barrier == nil && f.due < len(f.calls) {
+			if n := min(len(s.requests), s.cfg.MaxPipeline-s.inAir); n > 0 && n >= (s.inAir+1)/2 {
+				return // write the next flight while this one's replies come in
+			}
+		}
+	}
+	// Landed.
+	copy(s.flights, s.flights[1:])
+	s.flights[len(s.flights)-1] = nil
+	s.flights = s.flights[:len(s.flights)-1]
+	noScript, singly := f.noScript, f.singly
+	s.freeFlight(f)
+	s.launch(conn, noScript, true, false)
+	s.launch(conn, singly, false, false)
+}
+
+// land answers the group of f led by call k from its reply and returns how
+// many calls that answered (0 when they are to be sent again).
+func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) int {
+	c := f.calls[k]
+	if f.next[k] < 0 {
+		if !f.evalSource && isNoScript(err) {
+			// EVALSHA did not run: after a SCRIPT FLUSH or a failover to a
+			// server that never saw the script. Sending it again is safe.
+			f.noScript = append(f.noScript, c)
+			return 0
+		}
+		s.finish(conn, c, reply, err)
+		return 1
+	}
+	n := 0
+	for i := int32(k); i >= 0; i = f.next[i] {
+		n++
+	}
+	if err != nil {
+		// The coalesced script failed at its HINCRBY, before writing
+		// anything (NOSCRIPT, an overflow of the sum, WRONGTYPE): run the
+		// group's calls one by one, each with its own outcome.
+		for i := int32(k); i >= 0; i = f.next[i] {
+			f.singly = append(f.singly, f.calls[i])
+		}
+		return 0
+	}
+	s.answerGroup(conn, f, k, reply)
+	return n
+}
+
+// failAirborne answers every call in the air after the connection broke:
+// they were written, so their outcome is unknown.
+func (s *Server) failAirborne(conn redis.Conn, err error) {
+	for _, f := range s.flights {
+		f.eachUnanswered(func(c *call) { c.fail(s.callErr(conn, c.req, err)) })
+		s.freeFlight(f)
+	}
+	clear(s.flights)
+	s.flights = s.flights[:0]
+	s.inAir = 0
+}
+
+// runBarrier runs the DeleteBuckets that waits for the flights to land.
+func (s *Server) runBarrier(conn redis.Conn) {
+	c := s.barrier
+	s.barrier = nil
+	d := c.req.(*protocol.DeleteBuckets)
+	n, err := s.deleteBuckets(conn, *d, c)
+	if err != nil {
+		err = s.callErr(conn, c.req, err)
+	}
+	c.answer(0, nil, n, err)
+}
+
+// eachUnanswered calls fn for every call of f not answered yet.
+func (f *flight) eachUnanswered(fn func(*call)) {
+	for i, c := range f.calls {
+		if int(f.lead[i]) >= f.due {
+			fn(c)
+		}
+	}
+	for _, c := range f.noScript {
+		fn(c)
+	}
+	for _, c := range f.singly {
+		fn(c)
+	}
+}
+
+// eachTaken calls f for every call the server has taken and not answered.
+func (s *Server) eachTaken(f func(*call)) {
+	for _, fl := range s.flights {
+		fl.eachUnanswered(f)
+	}
+	for _, c := range s.batch {
+		f(c)
+	}
+	if s.barrier != nil {
+		f(s.barrier)
+	}
+}
+
+func (s *Server) newFlight() *flight {
+	if n := len(s.spare); n > 0 {
+		f := s.spare[n-1]
+		s.spare = s.spare[:n-1]
+		return f
+	}
+	return &flight{}
+}
+
+// freeFlight clears f, dropping its references to calls, and keeps it for
+// reuse.
+func (s *Server) freeFlight(f *flight) {
+	clear(f.calls)
+	f.calls, f.due, f.evalSource, f.noScript, f.singly = f.calls[:0], 0, false, nil, nil
+	s.spare = append(s.spare, f)
+}
