@@ -37,8 +37,8 @@ type fakeConn struct {
 	flushes int
 	// maxPending is the most commands ever sent and not yet received.
 	maxPending int
-	broken  error
-	closed  bool
+	broken     error
+	closed     bool
 }
 
 func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
