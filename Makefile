@@ -3,11 +3,13 @@
 
 GO       ?= go
 FUZZTIME ?= 30s
+# Extra flags for make bench, e.g. BENCHFLAGS='-quick' or '-libs hammer,redigo'.
+BENCHFLAGS ?=
 # Nested modules (own go.mod) that ./... does not reach; vet and test run
 # in each too.
-MODULES  := contrib/prometheus
+MODULES  := contrib/prometheus bench
 
-.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz
+.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz bench
 
 all: test
 
@@ -62,3 +64,7 @@ fuzz: ensure-redis
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 		done; \
 	done
+
+## bench: compare with other Go rate limiters on a private redis-server (bench/, its own module; about 3 min); writes docs/bench.md and docs/bench*.png.
+bench: ensure-redis
+	cd bench && $(GO) run . -out ../docs $(BENCHFLAGS)

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 
@@ -85,23 +87,19 @@ func BenchmarkCountHit(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		b.ReportAllocs()
 		r := rand.New(rand.NewPCG(1, 2))
-		for b.Loop() {
-			if _, err := redis.Int64(countHitLua.Do(c, "B:"+randomID(r)+":1", 1, 1, 61)); err != nil {
-				b.Fatal(err)
-			}
-		}
+		serial(b, func() error {
+			_, err := redis.Int64(countHitLua.Do(c, "B:"+randomID(r)+":1", 1, 1, 61))
+			return err
+		})
 	})
 	b.Run("backend/serial", func(b *testing.B) {
 		backend := startBench(b, hammerredis.Options{})
-		b.ReportAllocs()
 		r := rand.New(rand.NewPCG(1, 2))
-		for b.Loop() {
-			if _, err := backend.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: randomID(r)}, 1); err != nil {
-				b.Fatal(err)
-			}
-		}
+		serial(b, func() error {
+			_, err := backend.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: randomID(r)}, 1)
+			return err
+		})
 	})
 	for _, cfg := range []struct {
 		name string
@@ -119,5 +117,26 @@ func BenchmarkCountHit(b *testing.B) {
 				runCallers(b, startBench(b, cfg.opts), callers, cfg.pick)
 			})
 		}
+	}
+}
+
+// serial runs op back to back and reports, besides the mean, the median
+// and the 99th percentile of its latency.
+func serial(b *testing.B, op func() error) {
+	b.ReportAllocs()
+	lat := make([]time.Duration, 0, 1<<16)
+	for b.Loop() {
+		begin := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(begin))
+		}
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestScriptMatchesLibrary keeps countHitLua the library's count_hit
+// script, so that the redigo and rueidis rows and the ceiling do the same
+// Redis work as hammerredis.
+func TestScriptMatchesLibrary(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "server", "script.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?s)`([^`]*)`").FindAllSubmatch(src, -1) {
+		if bytes.Contains(m[1], []byte("HINCRBY")) {
+			if got := string(m[1]); got != countHitLua {
+				t.Fatalf("server/script.go's script =\n%s\nbench's countHitLua =\n%s\nwant them equal: copy the library's", got, countHitLua)
+			}
+			return
+		}
+	}
+	t.Fatal("no raw string with HINCRBY in ../server/script.go: where did the count_hit script go?")
+}
+
+func TestHistogramBuckets(t *testing.T) {
+	for v := uint64(0); v < 1<<20; v += 1 + v/97 {
+		i := bucketOf(v)
+		if lo, hi := bucketLow(i), bucketLow(i+1); v < lo || v >= hi {
+			t.Fatalf("bucketOf(%d) = %d, holding [%d, %d): want v inside", v, i, lo, hi)
+		}
+		if i > 0 && bucketLow(i-1) >= bucketLow(i) {
+			t.Fatalf("bucketLow(%d) = %d >= bucketLow(%d) = %d: want increasing", i-1, bucketLow(i-1), i, bucketLow(i))
+		}
+	}
+	if i := bucketOf(1<<63 + 12345); i >= len(histogram{}.counts) {
+		t.Fatalf("bucketOf(2^63+12345) = %d, beyond the %d buckets", i, len(histogram{}.counts))
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, 1000 * time.Microsecond}} {
+		got := h.quantile(tc.q)
+		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.04 || diff > 0.04 {
+			t.Errorf("quantile(%v) = %v, want %v within 4%%", tc.q, got, tc.want)
+		}
+	}
+	var empty histogram
+	if got := empty.quantile(0.5); got != 0 {
+		t.Errorf("empty quantile(0.5) = %v, want 0", got)
+	}
+}
+
+func TestParseBenchmarkCSV(t *testing.T) {
+	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"EVALSHA 329a 1 key:__rand_int__ 1700000000000 1 61","189035.92","16.541","4.768","15.895","24.271","32.047","34.079"
+`
+	rps, p50, p99, err := parseBenchmarkCSV(out)
+	if err != nil || rps != 189035.92 || p50 != 15895*time.Microsecond || p99 != 32047*time.Microsecond {
+		t.Fatalf("parseBenchmarkCSV = %v, %v, %v, %v; want 189035.92, 15.895ms, 32.047ms, nil", rps, p50, p99, err)
+	}
+	if _, _, _, err := parseBenchmarkCSV(`"test","rps"` + "\n"); err == nil {
+		t.Fatal("parseBenchmarkCSV(header only) = nil error, want one")
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkCountHit/redigo-conn/serial-2         	   31009	     77312 ns/op	     184 B/op	       4 allocs/op
+BenchmarkCountHit/backend/serial-2             	   24000	    100123 ns/op	     520 B/op	      13 allocs/op
+PASS
+`
+	got := parseGoBench(out)
+	if len(got) != 2 || got[1].name != "BenchmarkCountHit/backend/serial-2" || got[1].nsPerOp != 100123 ||
+		got[1].bytesPerOp != 520 || got[1].allocsPerOp != 13 || !got[1].hasAllocsCol {
+		t.Fatalf("parseGoBench = %+v", got)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"-quick", "-callers", "1,8", "-workloads", "hot", "-libs", "hammer,redigo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.duration != 200*time.Millisecond || len(cfg.callers) != 2 || cfg.callers[1] != 8 ||
+		len(cfg.workloads) != 1 || cfg.workloads[0].name != "hot" || len(cfg.drivers) != 4 {
+		t.Fatalf("parseFlags = %+v", cfg)
+	}
+	for _, bad := range [][]string{{"-callers", "8,1"}, {"-callers", "0"}, {"-workloads", "cold"}, {"-libs", "nope"}, {"extra"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+// TestSmoke runs one short cell per driver and each workload's id picker,
+// a scaled-down ceiling, and writes the report and charts: every driver
+// must complete checks without errors or denials.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke run of every driver against a private redis-server")
+	}
+	cfg := config{
+		duration:     150 * time.Millisecond,
+		warmup:       50 * time.Millisecond,
+		callers:      []int{3},
+		workloads:    workloads,
+		drivers:      drivers,
+		ceiling:      true,
+		ceilingScale: 0.01,
+		cmdline:      "go test",
+		out:          t.TempDir(),
+		progress:     t.Logf,
+	}
+	// One workload per driver is enough to prove each works: run the hot
+	// mix only for the first.
+	rep, err := measure(context.Background(), withWorkloads(cfg, workloads[:1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot, err := measure(context.Background(), withDrivers(withWorkloads(cfg, workloads[1:]), drivers[:1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.results = append(rep.results, hot.results...)
+	rep.cfg.workloads = workloads
+
+	if rep.ceilingErr != nil {
+		t.Fatalf("redis-benchmark: %v", rep.ceilingErr)
+	}
+	for _, c := range rep.ceilings {
+		if c.err != nil || c.rps <= 0 {
+			t.Errorf("redis-benchmark %s: %v req/s, %v", c.label, c.rps, c.err)
+		}
+	}
+	if len(rep.results) != len(drivers)+1 {
+		t.Fatalf("got %d results, want %d", len(rep.results), len(drivers)+1)
+	}
+	for _, r := range rep.results {
+		if r.checks == 0 || r.errors != 0 || r.denied != 0 || r.p50 <= 0 || r.p99 < r.p50 || r.conns < 1 {
+			t.Errorf("%s, %s: %d checks, %d errors (%s), %d denied, p50 %v, p99 %v, %d conns: want checks, no errors",
+				r.driver.name, r.workload.name, r.checks, r.errors, r.firstErr, r.denied, r.p50, r.p99, r.conns)
+		}
+		// Every driver runs one Lua script per check at most; hammerredis may
+		// merge the hits on one key.
+		if spc := r.scriptsPerCheck(); spc <= 0 || spc > 1.05 || r.checksPerRead() <= 0 {
+			t.Errorf("%s, %s: %.2f script runs per check, %.2f checks per read: want (0, 1] and > 0",
+				r.driver.name, r.workload.name, spc, r.checksPerRead())
+		}
+	}
+
+	if err := rep.write(nil); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(cfg.out, "bench.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range drivers {
+		if !strings.Contains(string(md), "| "+d.name+" |") {
+			t.Errorf("bench.md has no row for %s", d.name)
+		}
+	}
+	for _, name := range []string{"bench.png", "bench-hot.png"} {
+		png, err := os.ReadFile(filepath.Join(cfg.out, name))
+		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+			t.Errorf("%s: not a PNG (%d bytes, %v)", name, len(png), err)
+		}
+	}
+}
+
+func withWorkloads(cfg config, wls []workload) config {
+	cfg.workloads = wls
+	return cfg
+}
+
+func withDrivers(cfg config, ds []driver) config {
+	cfg.drivers = ds
+	cfg.ceiling = false
+	return cfg
+}

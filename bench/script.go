@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strconv"
+	"time"
+)
+
+// countHitLua is the count_hit script of hammerredis (server/script.go),
+// byte for byte; TestScriptMatchesLibrary keeps the two in step. The redigo
+// and rueidis drivers and the redis-benchmark ceiling run it, so every one of
+// them does the Redis work of one hammerredis check.
+//
+//	KEYS[1] the bucket key, <prefix><id>:<bucket>
+//	ARGV[1] now, ms since the Unix epoch
+//	ARGV[2] the increment (1)
+//	ARGV[3] the TTL in seconds (61 for a 60 s window)
+//
+// It returns the bucket's new count.
+const countHitLua = `
+local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
+redis.call('HSET', KEYS[1], 'updated', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return count
+`
+
+// The decision every driver makes: at most limit hits per window, a limit
+// so high that every check is allowed, so that what is measured is the
+// Redis work of one check, not the cost of a denial.
+const (
+	window    = time.Minute
+	windowMs  = int64(window / time.Millisecond)
+	limit     = 1_000_000_000
+	ttlSecond = 61 // round(windowMs/1000 + 1), as hammerredis sets it
+)
+
+// bucketKey builds the fixed-window key the hand-written drivers (redigo,
+// rueidis) count in: the layout hammerredis uses, <prefix><id>:<bucket>. The
+// string it returns is the one allocation such a driver cannot avoid.
+func bucketKey(prefix, id string, nowMs int64) string {
+	var buf [20]byte
+	b := strconv.AppendInt(buf[:0], nowMs/windowMs, 10)
+	return prefix + id + ":" + string(b)
+}

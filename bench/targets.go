@@ -1,0 +1,161 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The targets for hammerredis on this machine.
+const (
+	targetVsPeer      = 2.0  // at least 2x the fastest peer's checks/s
+	targetOfCeiling   = 0.70 // at least 70% of the pipelined redis-benchmark figure
+	targetP50VsRedigo = 1.10 // p50 at 1 caller within 10% of a bare redigo round trip
+	targetAllocs      = 3    // allocations per CountHit in go test -bench -benchmem
+	targetHighCallers = "64,256"
+)
+
+// targetRow is one line of the targets table.
+type targetRow struct {
+	target, workload string
+	callers          int
+	// def is the default hammerredis row's figure, best the best hammerredis
+	// row's figure and name.
+	def, best string
+	verdict   string
+}
+
+// verdict says whether the default configuration met a target, or only
+// another one, or none.
+func verdict(defOK, bestOK bool, bestName string) string {
+	switch {
+	case defOK:
+		return "**met**"
+	case bestOK:
+		return "met by " + bestName + " only"
+	default:
+		return "**not met**"
+	}
+}
+
+// targets evaluates the targets on the results.
+func (r *report) targets() []targetRow {
+	var rows []targetRow
+	var hammers []driver
+	for _, d := range r.drivers() {
+		if !d.peer {
+			hammers = append(hammers, d)
+		}
+	}
+	if len(hammers) == 0 {
+		return nil
+	}
+	// best returns the hammerredis row with the highest score.
+	best := func(wl string, n int, score func(result) float64) (result, bool) {
+		var b result
+		found := false
+		for _, d := range hammers {
+			if res, ok := r.find(d.key, wl, n); ok && res.checks > 0 && (!found || score(res) > score(b)) {
+				b, found = res, true
+			}
+		}
+		return b, found
+	}
+	for _, wl := range r.cfg.workloads {
+		for _, n := range r.cfg.callers {
+			if !strings.Contains(","+targetHighCallers+",", fmt.Sprintf(",%d,", n)) {
+				continue
+			}
+			def, defOK := r.find(defaultHammer, wl.name, n)
+			defOK = defOK && def.checks > 0
+			if peer, ok := r.fastest(true, wl.name, n); ok {
+				score := func(res result) float64 { return res.rate() / peer.rate() }
+				row := targetRow{target: fmt.Sprintf("≥ %.0f× the fastest peer's checks/s (%s, %s)", targetVsPeer, peer.driver.key, fmtRate(peer.rate())),
+					workload: wl.name, callers: n, def: "–", best: "–", verdict: "n/a"}
+				b, bok := best(wl.name, n, score)
+				if defOK {
+					row.def = fmt.Sprintf("%.2f×", score(def))
+				}
+				if bok {
+					row.best = fmt.Sprintf("%.2f× (%s)", score(b), b.driver.key)
+					row.verdict = verdict(defOK && score(def) >= targetVsPeer, score(b) >= targetVsPeer, b.driver.key)
+				}
+				rows = append(rows, row)
+			}
+			if c := r.ceiling(); c > 0 {
+				score := func(res result) float64 { return res.rate() / c }
+				row := targetRow{target: fmt.Sprintf("≥ %.0f%% of the redis-benchmark ceiling (%s)", 100*targetOfCeiling, fmtRate(c)),
+					workload: wl.name, callers: n, def: "–", best: "–", verdict: "n/a"}
+				b, bok := best(wl.name, n, score)
+				if defOK {
+					row.def = fmt.Sprintf("%.0f%%", 100*score(def))
+				}
+				if bok {
+					row.best = fmt.Sprintf("%.0f%% (%s)", 100*score(b), b.driver.key)
+					row.verdict = verdict(defOK && score(def) >= targetOfCeiling, score(b) >= targetOfCeiling, b.driver.key)
+				}
+				rows = append(rows, row)
+			}
+		}
+		if base, ok := r.find(redigoDriver.key, wl.name, 1); ok && base.checks > 0 {
+			score := func(res result) float64 { return -float64(res.p50) / float64(base.p50) } // higher is better
+			row := targetRow{target: fmt.Sprintf("p50 within %.0f%% of a bare redigo round trip (%s)", 100*(targetP50VsRedigo-1), fmtDur(base.p50)),
+				workload: wl.name, callers: 1, def: "–", best: "–", verdict: "n/a"}
+			def, defOK := r.find(defaultHammer, wl.name, 1)
+			defOK = defOK && def.checks > 0
+			b, bok := best(wl.name, 1, score)
+			if defOK {
+				row.def = fmt.Sprintf("%s (%.2f×)", fmtDur(def.p50), -score(def))
+			}
+			if bok {
+				row.best = fmt.Sprintf("%s (%.2f×, %s)", fmtDur(b.p50), -score(b), b.driver.key)
+				row.verdict = verdict(defOK && -score(def) <= targetP50VsRedigo, -score(b) <= targetP50VsRedigo, b.driver.key)
+			}
+			rows = append(rows, row)
+		}
+	}
+	if gb := r.goBench; gb != nil {
+		row := targetRow{target: fmt.Sprintf("≤ %d allocations per CountHit (go test -bench -benchmem)", targetAllocs),
+			workload: "–", def: "–", best: "–", verdict: "n/a"}
+		var worst goBenchLine
+		n := 0
+		for _, l := range gb.lines {
+			if strings.Contains(strings.ToLower(l.name), "backend") && l.hasAllocsCol {
+				if n == 0 || l.allocsPerOp > worst.allocsPerOp {
+					worst = l
+				}
+				n++
+			}
+		}
+		if n > 0 {
+			row.def = fmt.Sprintf("at most %.0f allocs/op over %d backend benchmark%s (most: %s)",
+				worst.allocsPerOp, n, plural(n), strings.TrimPrefix(worst.name, "Benchmark"))
+			row.verdict = verdict(worst.allocsPerOp <= targetAllocs, false, "")
+		} else if gb.err != nil {
+			row.def = "benchmark failed (see below)"
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func (r *report) writeTargets(p printer) {
+	rows := r.targets()
+	if len(rows) == 0 {
+		return
+	}
+	p("## Targets")
+	p("")
+	p("The issue's targets for this machine. \"default\" is hammerredis with default settings (%s); \"best\" is the best "+
+		"hammerredis row of the cell.", defaultHammer)
+	p("")
+	p("| target | workload | callers | default | best | verdict |")
+	p("|---|---|---|---|---|---|")
+	for _, t := range rows {
+		callers := "–"
+		if t.callers > 0 {
+			callers = fmt.Sprint(t.callers)
+		}
+		p("| %s | %s | %s | %s | %s | %s |", t.target, t.workload, callers, t.def, t.best, t.verdict)
+	}
+	p("")
+}
