@@ -5,8 +5,9 @@
 //
 // # Starting
 //
-// A [Backend] is one goroutine that owns one Redis connection, run under a
-// suture supervisor, as the Elixir library's GenServer runs under OTP:
+// A [Backend] is Options.PoolSize goroutines (one by default), each owning one
+// Redis connection, under the backend's own suture supervisor, as the Elixir
+// library's GenServer pool runs under OTP:
 //
 //   - [Start] runs it under a private supervisor of its own (Elixir start/1);
 //   - [StartLink] adds it to the caller's suture tree (Elixir start_link/1),
@@ -43,6 +44,16 @@
 // overflowing increment) is returned as an [ErrRedis] error, and a key of
 // another type is left untouched. A malformed bucket hash is an
 // [ErrBadReply] error, not a crash. Ids longer than 1 MiB are rejected.
+//
+// # Throughput
+//
+// Each server goroutine pipelines: a lone caller's call is written at once,
+// and calls that queue up while others are in the air share the next write,
+// up to Options.MaxPipeline in the air; replies are read in order. Hits on
+// one bucket queued together are coalesced into one script run of their
+// summed increment, each caller still getting the count it would have had in
+// queue order. Calls for one id always go to the same goroutine, so they stay
+// in order.
 //
 // # Failures
 //

@@ -13,7 +13,9 @@
 //
 // Serve dials Redis, retrying with capped exponential backoff while Redis is
 // unreachable, then serves requests until the connection breaks, its context
-// is cancelled or [Server.Stop] is called. A broken connection ends Serve
+// is cancelled or [Server.Stop] is called. It pipelines: calls queued while
+// others are in the air go out together (flight.go), and hits on one bucket
+// queued together are coalesced (coalesce.go). A broken connection ends Serve
 // with an error so that its supervisor restarts it; the restarted Serve dials
 // again. While no connection is up, calls fail at once with
 // protocol.ErrClosed.
