@@ -140,3 +140,52 @@ func serial(b *testing.B, op func() error) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }
+
+// BenchmarkTransaction compares the two atomic forms of count_hit on one
+// connection, pipelined 64 deep: the Lua script the backend runs, and the
+// MULTI/EXEC transaction the Elixir library sends. It is why the backend
+// uses the script (and the script also leaves a key of another type alone).
+func BenchmarkTransaction(b *testing.B) {
+	const depth = 64
+	c, err := redis.Dial("tcp", shared.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := countHitLua.Load(c); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	run := func(b *testing.B, send func(key string) error, replies int) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for range depth {
+				if err := send("T:" + randomID(r) + ":1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			for range depth * replies {
+				if _, err := c.Receive(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.N*depth)/b.Elapsed().Seconds(), "hits/s")
+	}
+	b.Run("lua", func(b *testing.B) {
+		run(b, func(key string) error { return countHitLua.SendHash(c, key, 1, 1, 61) }, 1)
+	})
+	b.Run("multi-exec", func(b *testing.B) {
+		run(b, func(key string) error {
+			c.Send("MULTI")
+			c.Send("HINCRBY", key, "count", 1)
+			c.Send("HSETNX", key, "created", 1)
+			c.Send("HSET", key, "updated", 1)
+			c.Send("EXPIRE", key, 61)
+			return c.Send("EXEC")
+		}, 6)
+	})
+}
