@@ -334,7 +334,7 @@ func TestPasswordsNeverLeak(t *testing.T) {
 	assert.ErrorContains(t, err, "WRONGPASS", "the error says why")
 
 	seen := strings.Join([]string{err.Error(), f.log.String(), f.b.String(), fmt.Sprint(opts), fmt.Sprintf("%+v", opts),
-		fmt.Sprintf("%v", *opts.RedixConfig)}, "\n")
+		fmt.Sprintf("%#v", opts), fmt.Sprintf("%v", *opts.RedixConfig), fmt.Sprintf("%#v", opts.RedixConfig)}, "\n")
 	assert.NotContains(t, seen, secret)
 
 	// The right password, in a config that overrides the URL's.
@@ -342,7 +342,8 @@ func TestPasswordsNeverLeak(t *testing.T) {
 	opts.KeyPrefix = ""
 	g := start(t, srv, opts)
 	assert.Equal(t, int64(1), hit(t, g.b, "x"))
-	seen = strings.Join([]string{g.log.String(), fmt.Sprint(opts), fmt.Sprintf("%+v", opts)}, "\n")
+	seen = strings.Join([]string{g.log.String(), fmt.Sprint(opts), fmt.Sprintf("%+v", opts), fmt.Sprintf("%#v", opts),
+		fmt.Sprintf("%#v", *opts.RedixConfig)}, "\n")
 	assert.NotContains(t, seen, secret)
 }
 

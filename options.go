@@ -130,6 +130,9 @@ func (c RedisConfig) String() string {
 // LogValue keeps the password out of structured logs.
 func (c RedisConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
+// GoString keeps the password out of %#v.
+func (c RedisConfig) GoString() string { return "hammerredis.RedisConfig" + c.String() }
+
 // String describes the options with passwords redacted.
 func (o Options) String() string {
 	cfg := func(c *RedisConfig) string {
@@ -139,13 +142,18 @@ func (o Options) String() string {
 		return c.String()
 	}
 	return fmt.Sprintf("{ExpiryMs:%d RedixConfig:%s RedisConfig:%s RedisURL:%s KeyPrefix:%q "+
-		"DeleteBucketsTimeout:%v CallTimeout:%v HealthCheckInterval:%v MinBackoff:%v MaxBackoff:%v QueueSize:%d}",
+		"DeleteBucketsTimeout:%v CallTimeout:%v HealthCheckInterval:%v MinBackoff:%v MaxBackoff:%v "+
+		"PoolSize:%d MaxPipeline:%d DisableCoalescing:%t QueueSize:%d}",
 		o.ExpiryMs, cfg(o.RedixConfig), cfg(o.RedisConfig), redactURL(o.RedisURL), o.KeyPrefix,
-		o.DeleteBucketsTimeout, o.CallTimeout, o.HealthCheckInterval, o.MinBackoff, o.MaxBackoff, o.QueueSize)
+		o.DeleteBucketsTimeout, o.CallTimeout, o.HealthCheckInterval, o.MinBackoff, o.MaxBackoff,
+		o.PoolSize, o.MaxPipeline, o.DisableCoalescing, o.QueueSize)
 }
 
 // LogValue keeps passwords out of structured logs.
 func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+// GoString keeps passwords out of %#v.
+func (o Options) GoString() string { return "hammerredis.Options" + o.String() }
 
 // dialTarget is a resolved, validated connection config.
 type dialTarget struct {
