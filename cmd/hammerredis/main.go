@@ -7,6 +7,7 @@
 //	hammerredis inspect ID --scale DURATION --limit N [flags]
 //	hammerredis delete ID [flags]
 //	hammerredis demo [--redis-url URL] [--duration DURATION]
+//	hammerredis bench [--redis-url URL] [--callers 1,16,64,256] [--duration 5s] [flags]
 //
 // check counts hits for an ID in its current window and says whether they
 // are within the limit (Hammer's check_rate_inc); inspect shows the window
@@ -36,6 +37,17 @@
 // keys before it exits, also on Ctrl-C. Its exit status is 0 on success, 1
 // when the demo fails, 2 on a usage error or a missing redis-server, 130
 // when interrupted.
+//
+// The bench subcommand measures the backend: for each --callers value it
+// runs that many goroutines calling hammer.Limiter.CheckRate back to back for
+// --duration and prints checks/s, latency p50 and p99, allocations per check
+// and the backend's errors by kind, as a table or with --json. A progress
+// bar is redrawn on stderr when it is a terminal. Like the demo, it runs a
+// private redis-server unless given --redis-url or $REDIS_URL; on the user's
+// Redis it first prints a warning, writes only under a key prefix unique to
+// the run ("hammerredis-bench:<pid>:<random>:"), lets the keys expire after
+// 11s and deletes them at the end. Exit status: 0 on success, 2 on a usage or
+// connection error, 130 when interrupted.
 package main
 
 import (
@@ -63,6 +75,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"inspect": runInspect,
 	"delete":  runDelete,
 	"demo":    runDemo,
+	"bench":   runBench,
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -115,6 +128,8 @@ Commands:
   delete   delete every bucket of an ID, resetting its limits
   demo     count, read and delete buckets, survive a lost connection, share
            a limit among clients, stop
+  bench    measure checks/s and latency against a Redis (a private one by
+           default), with a progress bar
   help     show this help, or "help <command>" for a command's flags
 
 check, inspect and delete use the Redis at --redis-url, else $REDIS_URL,
