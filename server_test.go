@@ -12,11 +12,11 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/testmain"
 )
 
 // shared is the private redis-server of this test binary; tests that kill,
@@ -27,21 +27,7 @@ var shared *redistest.Server
 var redisURL string
 
 func TestMain(m *testing.M) {
-	s, err := redistest.Start(redistest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	shared, redisURL = s, s.URL()
-	code := m.Run()
-	s.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testmain.Main(m, func(s *redistest.Server) { shared, redisURL = s, s.URL() }))
 }
 
 const connectedMsg = "connected to redis"

@@ -12,32 +12,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/testmain"
 	"github.com/hammer-go/hammerredis/memory"
 )
 
 var srv *redistest.Server
 
 func TestMain(m *testing.M) {
-	s, err := redistest.Start(redistest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	srv = s
-	code := m.Run()
-	s.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testmain.Main(m, func(s *redistest.Server) { srv = s }))
 }
 
 // clock is a test clock that only moves when told.

@@ -18,12 +18,13 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	hammerprom "github.com/hammer-go/hammerredis/contrib/prometheus"
+	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // TestBackendEndToEnd scrapes a real backend on a private redis-server.
 func TestBackendEndToEnd(t *testing.T) {
-	url := startRedis(t)
+	url := redistest.New(t).URL()
 	b, err := hammerredis.Start(hammerredis.Options{
 		ExpiryMs:  60_000,
 		RedisURL:  url,
