@@ -333,8 +333,8 @@ func parseRedisURL(raw string) (RedisConfig, error) {
 	default:
 		return RedisConfig{}, bad("unknown scheme %q, want redis:// or rediss://", u.Scheme)
 	}
-	if u.Opaque != "" {
-		return RedisConfig{}, bad("want redis://host:port, with two slashes")
+	if u.Opaque != "" || u.Host == "" {
+		return RedisConfig{}, bad("want redis://host[:port][/db], with two slashes and a host")
 	}
 	rc.Host = u.Hostname()
 	if p := u.Port(); p != "" {
@@ -365,25 +365,31 @@ func parseRedisURL(raw string) (RedisConfig, error) {
 	return rc, nil
 }
 
-// redactURL replaces the user info's password in a URL-like string, even a
-// malformed one, with "xxxxx".
+// redactURL hides the user info of a URL-like string, even a malformed one:
+// everything between the scheme and the last "@" becomes "xxxxx". The last
+// "@" of the whole string, not of the authority, because a password may hold
+// "/", "?" or "#"; without an "@" there is no password to hide.
 func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
-	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority = rest[:i]
-	}
-	at := strings.LastIndex(authority, "@")
+	at := strings.LastIndex(raw, "@")
 	if at < 0 {
 		return raw
 	}
-	user, _, hasPw := strings.Cut(authority[:at], ":")
-	if !hasPw {
-		// A lone user info is a password too.
-		user = ""
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + 3
+	} else if i := strings.Index(raw, ":"); i > 0 && i < at && isScheme(raw[:i]) {
+		start = i + 1
 	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	return raw[:start] + "xxxxx" + raw[at:]
+}
+
+// isScheme reports whether s has the form of a URL scheme.
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -69,11 +69,14 @@ func TestDialTarget(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
-		{"redis://u:secret@h:1/0", "redis://u:xxxxx@h:1/0"},
-		{"redis://:secret@h", "redis://:xxxxx@h"},
-		{"redis://secret@h", "redis://:xxxxx@h"},
-		{"redis://u:se@cret@h", "redis://u:xxxxx@h"},
-		{"redis://h:1/0?x=a@b", "redis://h:1/0?x=a@b"},
+		{"redis://u:secret@h:1/0", "redis://xxxxx@h:1/0"},
+		{"redis://:secret@h", "redis://xxxxx@h"},
+		{"redis://secret@h", "redis://xxxxx@h"},
+		{"redis://u:se@cret@h", "redis://xxxxx@h"},
+		{"redis://u:se/cr?e#t@h:1", "redis://xxxxx@h:1"},
+		{"redis:/u:secret@h", "redis:xxxxx@h"},
+		{"u:secret@h:1", "u:xxxxx@h:1"},
+		{"redis//u:secret@h", "xxxxx@h"},
 		{"redis://h", "redis://h"},
 		{"not a url", "not a url"},
 	} {

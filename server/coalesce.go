@@ -82,8 +82,13 @@ func (s *Server) sendGroup(conn redis.Conn, f *flight, k int) error {
 	for i := f.next[k]; i >= 0; i = f.next[i] {
 		lastNow = f.calls[i].req.(*protocol.CountHit).Now
 	}
-	s.args = append(s.args[:0], coalescedSHA, 1, s.key(first.Key), s.nowArg(first.Now), lastNow, f.sum[k], s.ttlArg)
-	return conn.Send("EVALSHA", s.args...)
+	cmd, script := "EVALSHA", coalescedSHA
+	if s.evalCoalesced {
+		cmd, script = "EVAL", coalescedSource
+		s.evalCoalesced = false // cached again by this EVAL
+	}
+	s.args = append(s.args[:0], script, 1, s.key(first.Key), s.nowArg(first.Now), lastNow, f.sum[k], s.ttlArg)
+	return conn.Send(cmd, s.args...)
 }
 
 // answerGroup answers every call of the group of f that starts at call k

@@ -151,6 +151,9 @@ func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) i
 		n++
 	}
 	if err != nil {
+		if isNoScript(err) {
+			s.evalCoalesced = true
+		}
 		// The coalesced script failed at its HINCRBY, before writing
 		// anything (NOSCRIPT, an overflow of the sum, WRONGTYPE): run the
 		// group's calls one by one, each with its own outcome.

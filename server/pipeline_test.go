@@ -464,3 +464,48 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	assert.Equal(t, 9+6, conn.maxPending, "the six went out while nine of the ten were still in the air")
 	assert.Equal(t, 3, conn.flushes, "first, the ten, the six")
 }
+
+func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
+	var mu sync.Mutex
+	cached := false // whether Redis has the coalesced script
+	gates := []*gate{newGate(), newGate()}
+	round := 0
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		mu.Lock()
+		g := gates[round]
+		mu.Unlock()
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+			return int64(1), nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case cmd == "EVALSHA" && args[0] == coalescedSHA && !cached:
+			return nil, redis.Error("NOSCRIPT No matching script. Please use EVAL.")
+		case cmd == "EVAL" && args[0] == coalescedSource:
+			cached = true
+		}
+		return int64(5), nil
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	hot := []protocol.Request{countHit("k"), countHit("k")}
+	for _, err := range queueBehind(t, h, gates[0], hot) { // NOSCRIPT: one by one
+		assert.NoError(t, err)
+	}
+	mu.Lock()
+	assert.False(t, cached)
+	round = 1
+	mu.Unlock()
+	for _, err := range queueBehind(t, h, gates[1], hot) { // now as EVAL, which caches it
+		assert.NoError(t, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.True(t, cached, "the coalesced script was sent with EVAL after its NOSCRIPT")
+}

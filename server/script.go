@@ -38,12 +38,17 @@ var (
 //	ARGV[2] the last hit's now (updated)
 //	ARGV[3] the sum of the increments
 //	ARGV[4] the TTL in seconds
-var coalescedScript = redis.NewScript(1, `
+var coalescedScript = redis.NewScript(1, coalescedLua)
+
+const coalescedLua = `
 local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return count
-`)
+`
 
-var coalescedSHA any = coalescedScript.Hash()
+var (
+	coalescedSHA    any = coalescedScript.Hash()
+	coalescedSource any = coalescedLua
+)

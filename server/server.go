@@ -188,6 +188,10 @@ type Server struct {
 	lead, next []int32                      // see plan
 	sum        []int64                      // see plan
 	last       map[protocol.BucketKey]int32 // see plan
+	// evalCoalesced sends the next coalesced group as EVAL with the
+	// script's source: Redis lost the script (SCRIPT FLUSH, a failover) or
+	// the user may not run SCRIPT LOAD, and EVAL puts it back in the cache.
+	evalCoalesced bool
 }
 
 // incarnation is one connected run of Serve. down is closed after every call
@@ -419,7 +423,7 @@ func waitErr(ctx context.Context, req protocol.Request) error {
 
 func (s *Server) closedErr() error {
 	if p := s.lastErr.Load(); p != nil {
-		return fmt.Errorf("%w: %v", protocol.ErrClosed, *p)
+		return fmt.Errorf("%w: %w", protocol.ErrClosed, *p)
 	}
 	return protocol.ErrClosed
 }
@@ -518,7 +522,7 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 		}
 		conn, err := s.cfg.Dial(ctx)
 		if err == nil {
-			err = prepare(conn)
+			err = s.prepare(conn)
 		}
 		if err == nil {
 			return conn, nil
@@ -536,21 +540,32 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 
 // prepare readies a new connection. Dialing did AUTH and SELECT; PING proves
 // the server answers commands (not LOADING, not frozen), and loading the
-// script saves the first EVALSHA a NOSCRIPT. A user without the right to run
-// SCRIPT still works: count_hit then falls back to EVAL.
-func prepare(conn redis.Conn) error {
+// scripts saves the first EVALSHA a NOSCRIPT. A user without the right to run
+// SCRIPT LOAD still works: count_hit falls back to EVAL after NOSCRIPT, and
+// coalesced hits go out as EVAL first.
+func (s *Server) prepare(conn redis.Conn) error {
 	_, err := conn.Do("PING")
-	for _, script := range []*redis.Script{countHitScript, coalescedScript} {
-		if err == nil {
-			if lerr := script.Load(conn); lerr != nil && conn.Err() != nil {
-				err = lerr
-			}
-		}
+	if err == nil {
+		_, err = loadScript(conn, countHitScript)
+	}
+	if err == nil {
+		var loaded bool
+		loaded, err = loadScript(conn, coalescedScript)
+		s.evalCoalesced = !loaded
 	}
 	if err != nil {
 		conn.Close()
 	}
 	return err
+}
+
+// loadScript loads script; an error reply (such as NOPERM) is not an error
+// of the connection.
+func loadScript(conn redis.Conn, script *redis.Script) (loaded bool, err error) {
+	if err := script.Load(conn); err != nil {
+		return false, conn.Err()
+	}
+	return true, nil
 }
 
 // backoff returns the wait before dial attempt n+1 after n failures:
