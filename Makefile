@@ -9,7 +9,10 @@ BENCHFLAGS ?=
 # in each too.
 MODULES  := contrib/prometheus bench
 
-.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz bench
+# Length of make chaos (a Go duration).
+CHAOS    ?= 20s
+
+.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz bench chaos
 
 all: test
 
@@ -24,6 +27,10 @@ test: ensure-redis check-fmt vet
 		echo "cd $$m && $(GO) test -race -shuffle=on -count=1 ./..."; \
 		(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
 	done
+
+## chaos: 64 callers under random faults (cuts, resets, blackholes, latency, redis-server SIGKILL and SIGSTOP) for CHAOS (20s), with -race, printing the figures; make test runs 3s of it.
+chaos: ensure-redis
+	HAMMERREDIS_CHAOS=$(CHAOS) $(GO) test -race -count=1 -run '^TestChaos$$' -v .
 
 ## ensure-redis: install redis-server when it is missing and apt-get can.
 ensure-redis:

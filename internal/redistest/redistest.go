@@ -1,6 +1,7 @@
 // Package redistest runs private, throwaway redis-server processes for tests
 // and demos: each on a kernel-chosen loopback port and a unix socket in its
-// own temporary directory, with no persistence, killed when the test ends.
+// own temporary directory, with no persistence unless asked for
+// (Options.AppendOnly), killed when the test ends.
 // It never touches the system Redis on 127.0.0.1:6379.
 //
 // Readiness is awaited by reading the server's log for "Ready to accept
@@ -40,6 +41,11 @@ type Options struct {
 	Args []string
 	// Port is the TCP port; 0 picks a free one.
 	Port int
+	// AppendOnly turns on the append-only file with appendfsync always:
+	// every write is on disk before Redis replies to it, so whatever a
+	// client was told survives Kill, and Restart (which keeps the
+	// directory) loads it again.
+	AppendOnly bool
 }
 
 // Server is one running redis-server process.
@@ -127,6 +133,9 @@ func (s *Server) start(bin string) error {
 		"--logfile", "",
 		"--loglevel", "notice",
 	}
+	if s.opts.AppendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
 	args = append(args, s.opts.Args...)
 	cmd := exec.Command(bin, args...)
 	// Kill the server if the test binary dies without cleaning up.
@@ -200,8 +209,8 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// Kill sends SIGKILL and waits for the process to end. Data is lost: the
-// server keeps nothing on disk.
+// Kill sends SIGKILL and waits for the process to end. Data is lost unless
+// the server runs with Options.AppendOnly.
 func (s *Server) Kill() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
@@ -225,7 +234,8 @@ func (s *Server) Signal(sig os.Signal) error {
 	return s.cmd.Process.Signal(sig)
 }
 
-// Restart starts the server again on the same port and socket, after Kill.
+// Restart starts the server again on the same port, socket and directory,
+// after Kill; with Options.AppendOnly it reloads the data it had.
 func (s *Server) Restart() error {
 	s.Kill()
 	bin, err := exec.LookPath("redis-server")
