@@ -308,6 +308,12 @@ func parseRedisURL(raw string) (RedisConfig, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: RedisURL %q: %s", ErrInvalid, shown, fmt.Sprintf(format, args...))
 	}
+	if !strings.Contains(raw, "://") {
+		if scheme, _, ok := strings.Cut(raw, ":"); ok && (scheme == "redis" || scheme == "rediss") {
+			return RedisConfig{}, bad("want %s://host[:port][/db], with two slashes", scheme)
+		}
+		return RedisConfig{}, bad("no scheme, want redis://host[:port][/db] or rediss://")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url's message may quote the raw URL, password included: report

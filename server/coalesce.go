@@ -49,16 +49,22 @@ func (s *Server) plan(f *flight, coalesce bool) {
 		switch {
 		case seen && j < 0:
 			continue
-		case seen && !addOverflows(f.sum[f.lead[j]], h.Increment):
+		case seen && sameSign(f.sum[f.lead[j]], h.Increment) && !addOverflows(f.sum[f.lead[j]], h.Increment):
 			f.next[j] = int32(i)
 			f.lead[i] = f.lead[j]
 			f.sum[f.lead[i]] += h.Increment
-		default: // a new group (also when the sum would overflow int64)
+		default: // a new group; see sameSign and addOverflows
 			f.sum[i] = h.Increment
 		}
 		s.last[h.Key] = int32(i)
 	}
 }
+
+// sameSign reports whether b may join a group whose sum is a: only
+// increments of one sign are summed, so the running count moves one way and
+// overflows along the way only if the sum does, which the group then reports
+// by running its hits one by one.
+func sameSign(a, b int64) bool { return (a >= 0 && b >= 0) || (a <= 0 && b <= 0) }
 
 func addOverflows(a, b int64) bool {
 	return (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b)

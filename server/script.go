@@ -11,7 +11,9 @@ import "github.com/gomodule/redigo/redis"
 //	ARGV[2] the increment
 //	ARGV[3] the TTL in seconds
 //
-// It returns the new count. Unlike MULTI/EXEC, an error in HINCRBY
+// It returns the new count. Lua holds numbers as doubles, exact only up to
+// 2^53, so a count that large is read back as the string Redis stores.
+// Unlike MULTI/EXEC, an error in HINCRBY
 // (WRONGTYPE, overflow) aborts the script before anything is written, so a
 // key of another type keeps its TTL untouched.
 var countHitScript = redis.NewScript(1, countHitLua)
@@ -21,6 +23,9 @@ local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if count >= 9007199254740992 or count <= -9007199254740992 then
+  return redis.call('HMGET', KEYS[1], 'count')[1]
+end
 return count
 `
 
@@ -45,6 +50,9 @@ local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+if count >= 9007199254740992 or count <= -9007199254740992 then
+  return redis.call('HMGET', KEYS[1], 'count')[1]
+end
 return count
 `
 

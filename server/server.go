@@ -355,6 +355,10 @@ func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.
 	if s.Stopped() {
 		return protocol.ErrStopped
 	}
+	if ctx.Err() != nil {
+		// Done already: never queue it (the select below might).
+		return waitErr(ctx, c.req)
+	}
 	inc := s.live.Load()
 	if inc == nil {
 		return s.closedErr()
