@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -77,7 +78,10 @@ func New(opts Options) (*Backend, error) {
 		b.name = fmt.Sprintf("hammerredis(%s, pool %d)", cfg.Name, size)
 	}
 	b.stopCtx, b.stopFunc = context.WithCancel(context.Background())
-	b.tree = supervisor.New(b.name, supervisor.Spec{Logger: logger, FailureBackoff: cfg.MaxBackoff})
+	// The servers back off by themselves (at most MaxBackoff between dials,
+	// lost connections counted like failed dials), so the tree must not add
+	// suture's thrash pause on top: it would hold a recovery past MaxBackoff.
+	b.tree = supervisor.New(b.name, supervisor.Spec{Logger: logger, FailureThreshold: math.Inf(1)})
 	name := cfg.Name
 	for i := range size {
 		if size > 1 {

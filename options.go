@@ -55,10 +55,11 @@ type Options struct {
 	// a dead one is replaced before a caller needs it; default 1s, negative
 	// disables.
 	HealthCheckInterval time.Duration
-	// MinBackoff and MaxBackoff bound the wait between failed connection
-	// attempts: it doubles from MinBackoff (default 50ms) up to MaxBackoff
-	// (default 1s), so calls succeed within about MaxBackoff after Redis is
-	// back.
+	// MinBackoff and MaxBackoff bound the wait before a redial, after a
+	// failed dial or a connection that broke within a second: it doubles
+	// from MinBackoff (default 50ms) up to MaxBackoff (default 800ms), minus
+	// up to 20% jitter, so calls succeed within MaxBackoff plus a dial of
+	// Redis being reachable again (under 1s with the defaults).
 	MinBackoff, MaxBackoff time.Duration
 	// PoolSize is how many server goroutines, each with its own connection,
 	// share the calls (Hammer's pool_size). Calls are routed by id, so the

@@ -51,13 +51,15 @@ const (
 	DefaultDeleteBucketsTimeout = 5 * time.Second
 	DefaultHealthCheckInterval  = time.Second
 	DefaultMinBackoff           = 50 * time.Millisecond
-	DefaultMaxBackoff           = time.Second
+	DefaultMaxBackoff           = 800 * time.Millisecond
 	DefaultQueueSize            = 1024
 	DefaultMaxPipeline          = 256
 )
 
 // stableAfter is how long a connection must live for the next reconnection
 // to start without backoff: a flapping connection backs off like a dead one.
+// The wait before a redial never passes MaxBackoff, so the backend serves
+// again within MaxBackoff (plus a dial) of Redis being reachable.
 const stableAfter = time.Second
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -502,6 +504,11 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	err = s.loop(ctx, conn)
 	if time.Since(born) >= stableAfter {
 		s.failures = 0
+	} else {
+		// A connection that breaks at once counts as a failed dial: a
+		// flapping server is redialed with the same backoff as a dead one,
+		// which is what bounds the restarts (the supervisor does not pause).
+		s.failures++
 	}
 	if ctx.Err() == nil {
 		s.stats.restarts.Add(1)

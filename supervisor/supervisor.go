@@ -36,7 +36,8 @@ type Spec struct {
 	// FailureThreshold failures; default 1s (suture's own default is 15s).
 	FailureBackoff time.Duration
 	// FailureThreshold is suture's failure count that triggers the pause;
-	// default 5.
+	// default 5. math.Inf(1) never pauses: for services that back off by
+	// themselves.
 	FailureThreshold float64
 }
 
