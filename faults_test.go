@@ -1,0 +1,568 @@
+package hammerredis_test
+
+// Fault injection: the backend talks to a private redis-server through a
+// faultproxy, and each test injects one fault while callers keep hitting,
+// then checks that every call returned by its deadline with an allowed
+// result, that no acknowledged hit was lost nor any hit counted twice, and
+// that the backend served again soon after the fault healed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/internal/faultproxy"
+	"github.com/hammer-go/hammerredis/internal/redistest"
+)
+
+const (
+	// faultDeadline is every fault-test call's context deadline.
+	faultDeadline = 300 * time.Millisecond
+	// faultMargin is how late past its deadline a call may return, on top
+	// of the worst scheduling lag measured meanwhile (see schedLag): waking
+	// 64 goroutines under -race on two cores, not library waiting.
+	faultMargin = 250 * time.Millisecond
+	// faultIOTimeout is the backend's connect, read and write timeout, below
+	// faultDeadline so that a dead connection is noticed within a call.
+	faultIOTimeout = 250 * time.Millisecond
+	// recoveryLimit bounds the time from a fault's healing to the first
+	// successful call.
+	recoveryLimit = time.Second
+	// faultBucket is the bucket of every fault-test key.
+	faultBucket = 1
+
+	lostMsg        = "connection to redis lost"
+	cannotDialMsg  = "cannot connect to redis"
+	faultProbeID   = "probe"
+	closedCallWait = 2 * time.Millisecond // a caller's pause after ErrClosed
+)
+
+// faultOptions returns opts with what every fault test needs: the proxy as
+// the Redis address, short I/O timeouts, and buckets that outlive the test.
+func faultOptions(proxy *faultproxy.Proxy, opts hammerredis.Options) hammerredis.Options {
+	opts.RedisURL = "redis://" + proxy.Addr()
+	opts.ExpiryMs = 24 * time.Hour.Milliseconds()
+	if opts.RedixConfig == nil {
+		opts.RedixConfig = &hammerredis.RedisConfig{}
+	}
+	opts.RedixConfig.ConnectTimeout = faultIOTimeout
+	opts.RedixConfig.ReadTimeout = faultIOTimeout
+	opts.RedixConfig.WriteTimeout = faultIOTimeout
+	if opts.HealthCheckInterval == 0 {
+		opts.HealthCheckInterval = 100 * time.Millisecond
+	}
+	return opts
+}
+
+// faultLedger accounts for every hit of a test, key by key: acknowledged (a
+// count came back), unknown outcome (ErrDisconnected, ErrTimeout or the
+// context's error) and never sent (ErrClosed). It also checks each call's
+// duration and error class.
+type faultLedger struct {
+	tallies map[string]*faultTally // by id; fixed once created
+
+	calls, acked, unknown, neverSent atomic.Int64
+	overruns, unexpected             atomic.Int64
+	maxTook, maxOverrun              atomic.Int64 // ns; overrun: took - deadline
+	lag                              *schedLag
+	ack                              chan struct{} // a token per acknowledged hit, dropped when full
+
+	mu      sync.Mutex
+	samples []string // the first unexpected errors
+}
+
+// faultTally is one key's account.
+type faultTally struct {
+	mu             sync.Mutex
+	acked, unknown int64
+	counts         []int64 // the counts returned to acknowledged hits
+}
+
+// newFaultLedger returns a ledger for ids and the probe; its overrun check
+// allows for the lag measured by lag.
+func newFaultLedger(lag *schedLag, ids ...string) *faultLedger {
+	l := &faultLedger{tallies: map[string]*faultTally{}, ack: make(chan struct{}, 1), lag: lag}
+	l.maxOverrun.Store(-int64(time.Hour))
+	for _, id := range append(ids, faultProbeID) {
+		l.tallies[id] = &faultTally{}
+	}
+	return l
+}
+
+// hit counts one hit on id within faultDeadline, records its outcome and
+// returns its error.
+func (l *faultLedger) hit(b *hammerredis.Backend, id string) error {
+	return l.hitWithin(b, id, faultDeadline)
+}
+
+// hitWithin is hit with the given deadline.
+func (l *faultLedger) hitWithin(b *hammerredis.Backend, id string, deadline time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	begin := time.Now()
+	n, err := b.CountHitN(ctx, hammerredis.BucketKey{Bucket: faultBucket, ID: id}, begin.UnixMilli(), 1)
+	l.record(id, n, err, time.Since(begin), deadline)
+	return err
+}
+
+// storeMax raises v to x.
+func storeMax(v *atomic.Int64, x int64) {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
+		}
+	}
+}
+
+func (l *faultLedger) record(id string, n int64, err error, took, deadline time.Duration) {
+	l.calls.Add(1)
+	storeMax(&l.maxTook, int64(took))
+	storeMax(&l.maxOverrun, int64(took-deadline))
+	if took > deadline+faultMargin {
+		l.overruns.Add(1) // checked against the lag at the end
+	}
+	ta := l.tallies[id]
+	closed := errors.Is(err, hammerredis.ErrClosed)
+	unknown := errors.Is(err, hammerredis.ErrDisconnected) || errors.Is(err, hammerredis.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	switch {
+	case err == nil:
+		ta.acked++
+		ta.counts = append(ta.counts, n)
+		l.acked.Add(1)
+		select {
+		case l.ack <- struct{}{}:
+		default:
+		}
+	case closed && !unknown:
+		l.neverSent.Add(1)
+	default:
+		// Unknown outcome; an unexpected error counts as one too, so the
+		// accounting stays conservative, and fails the test.
+		ta.unknown++
+		l.unknown.Add(1)
+		if !unknown || closed {
+			l.unexpected.Add(1)
+			l.mu.Lock()
+			if len(l.samples) < 5 {
+				l.samples = append(l.samples, fmt.Sprintf("%s after %v: %v", id, took, err))
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// waitAcked waits until at least n hits have been acknowledged in all.
+func (l *faultLedger) waitAcked(t *testing.T, n int64) {
+	t.Helper()
+	timer := time.NewTimer(waitLong)
+	defer timer.Stop()
+	for l.acked.Load() < n {
+		select {
+		case <-l.ack:
+		case <-timer.C:
+			t.Fatalf("waited %v for %d acknowledged hits, got %d", waitLong, n, l.acked.Load())
+		}
+	}
+}
+
+// recovery measures how long after healed a hit first succeeds, probing
+// with calls bounded by faultDeadline. Redis offers no event for "healthy
+// from the client's view", so this polls; a probe that gets ErrClosed,
+// which returns at once, waits a little before the next.
+func (l *faultLedger) recovery(t *testing.T, b *hammerredis.Backend, healed time.Time) time.Duration {
+	t.Helper()
+	for {
+		err := l.hit(b, faultProbeID)
+		if err == nil {
+			return time.Since(healed)
+		}
+		if time.Since(healed) > waitLong {
+			t.Fatalf("the backend did not serve again within %v of the heal: %v", waitLong, err)
+		}
+		if errors.Is(err, hammerredis.ErrClosed) {
+			time.Sleep(closedCallWait)
+		}
+	}
+}
+
+// check reads every key's final count and checks the ledger: acked <= final
+// <= acked + unknown, acknowledged counts distinct and at most final, every
+// call back by its deadline plus faultMargin plus the scheduling lag, no
+// unexpected error.
+func (l *faultLedger) check(t *testing.T, admin redis.Conn, f *fixture) {
+	t.Helper()
+	ids := make([]string, 0, len(l.tallies))
+	for id := range l.tallies {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		ta := l.tallies[id]
+		final, err := redis.Int64(admin.Do("HGET", f.key(id, faultBucket), "count"))
+		if errors.Is(err, redis.ErrNil) {
+			final, err = 0, nil
+		}
+		require.NoError(t, err, "HGET count of %q", id)
+		if final < ta.acked || final > ta.acked+ta.unknown {
+			t.Errorf("key %q: final count %d, acknowledged %d, unknown outcome %d; want acked <= final <= acked+unknown",
+				id, final, ta.acked, ta.unknown)
+		}
+		counts := slices.Clone(ta.counts)
+		slices.Sort(counts)
+		for i := 1; i < len(counts); i++ {
+			if counts[i] == counts[i-1] {
+				t.Errorf("key %q: count %d returned to two acknowledged hits", id, counts[i])
+				break
+			}
+		}
+		if len(counts) > 0 && counts[len(counts)-1] > final {
+			t.Errorf("key %q: a hit was acknowledged with count %d, but the final count is %d: hits were lost",
+				id, counts[len(counts)-1], final)
+		}
+	}
+	if late := time.Duration(l.maxOverrun.Load()); late > faultMargin+l.lag.max() {
+		t.Errorf("%d calls returned more than %v after their deadline, the latest by %v, "+
+			"while the scheduling lag was at most %v", l.overruns.Load(), faultMargin, late, l.lag.max())
+	}
+	if n := l.unexpected.Load(); n > 0 {
+		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's; first: %q",
+			n, l.samples)
+	}
+}
+
+// summary describes the ledger's figures.
+func (l *faultLedger) summary() string {
+	return fmt.Sprintf("calls %d: acknowledged %d, unknown outcome %d, never sent %d; slowest call %v, "+
+		"latest past its deadline by %v (margin %v + scheduling lag %v), %d past it by more than the margin",
+		l.calls.Load(), l.acked.Load(), l.unknown.Load(), l.neverSent.Load(),
+		time.Duration(l.maxTook.Load()).Round(time.Millisecond),
+		max(0, time.Duration(l.maxOverrun.Load())).Round(time.Millisecond), faultMargin,
+		l.lag.max().Round(time.Millisecond), l.overruns.Load())
+}
+
+// faultLoad is callers goroutines hitting until stopped.
+type faultLoad struct {
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// startLoad starts callers goroutines that hit until stop; caller i hits
+// ids(i, j) on its j-th call, within deadline(i) (faultDeadline when nil).
+func startLoad(b *hammerredis.Backend, l *faultLedger, callers int, ids func(i, j int) string,
+	deadline func(i int) time.Duration) *faultLoad {
+	if deadline == nil {
+		deadline = func(int) time.Duration { return faultDeadline }
+	}
+	ld := &faultLoad{stop: make(chan struct{})}
+	for i := range callers {
+		ld.wg.Add(1)
+		go func() {
+			defer ld.wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-ld.stop:
+					return
+				default:
+				}
+				if errors.Is(l.hitWithin(b, ids(i, j), deadline(i)), hammerredis.ErrClosed) {
+					time.Sleep(closedCallWait) // not connected: do not spin
+				}
+			}
+		}()
+	}
+	return ld
+}
+
+// halt stops the callers and waits for them. It is idempotent.
+func (ld *faultLoad) halt() {
+	ld.once.Do(func() { close(ld.stop) })
+	ld.wg.Wait()
+}
+
+// faultEnv is a backend connected to a private redis-server through a
+// fault proxy, with a ledger for its hits.
+type faultEnv struct {
+	callers int
+	srv     *redistest.Server
+	proxy   *faultproxy.Proxy
+	f       *fixture
+	led     *faultLedger
+	recs    []faultRecovery
+}
+
+// faultRecovery is how soon the backend served again after a fault healed.
+type faultRecovery struct {
+	what string
+	took time.Duration
+}
+
+// faultIDs are the keys of the fault tests' load: 4 shared by every caller
+// (so that hits are coalesced), and one per caller.
+func faultIDs(callers int) (ids []string, pick func(i, j int) string) {
+	for i := range 4 {
+		ids = append(ids, fmt.Sprint("shared", i))
+	}
+	for i := range callers {
+		ids = append(ids, fmt.Sprint("caller", i))
+	}
+	return ids, func(i, j int) string {
+		if j%2 == 0 {
+			return ids[(i+j/2)%4]
+		}
+		return ids[4+i]
+	}
+}
+
+// faultCallers is the load of each fault test.
+const faultCallers = 16
+
+// newFaultEnv starts a redis-server with srvOpts, a proxy to it and a
+// backend with opts through the proxy, and a ledger for the ids of callers
+// callers.
+func newFaultEnv(t *testing.T, callers int, srvOpts redistest.Options, opts hammerredis.Options) *faultEnv {
+	t.Helper()
+	srv := redistest.New(t, srvOpts)
+	proxy, err := faultproxy.New(srv.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { proxy.Close() })
+	lag := startSchedLag()
+	t.Cleanup(lag.halt)
+	ids, _ := faultIDs(callers)
+	return &faultEnv{callers: callers, srv: srv, proxy: proxy, f: start(t, srv, faultOptions(proxy, opts)),
+		led: newFaultLedger(lag, ids...)}
+}
+
+// load starts the callers, each call within deadline(caller) (nil:
+// faultDeadline), and waits until they have hits acknowledged, so that a
+// fault strikes while calls are in the air.
+func (e *faultEnv) load(t *testing.T, deadline func(i int) time.Duration) *faultLoad {
+	t.Helper()
+	_, pick := faultIDs(e.callers)
+	ld := startLoad(e.f.b, e.led, e.callers, pick, deadline)
+	t.Cleanup(ld.halt) // before the backend stops, should the test fail early
+	e.led.waitAcked(t, e.led.acked.Load()+100)
+	return ld
+}
+
+// finish stops the backend and the proxy, checks the ledger against the
+// server's counts and stops the server, so that a goroutine leak check may
+// follow.
+func (e *faultEnv) finish(t *testing.T) {
+	t.Helper()
+	require.NoError(t, hammerredis.Stop(e.f.b))
+	e.proxy.Close()
+	admin, err := e.srv.Dial() // the fixture's may have died with the server
+	require.NoError(t, err)
+	defer admin.Close()
+	e.led.lag.halt()
+	e.led.check(t, admin, e.f)
+	for _, r := range e.recs {
+		if r.took >= recoveryLimit+e.led.lag.max() {
+			t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
+				"within about 1s of Redis being healthy", r.took, r.what, recoveryLimit, e.led.lag.max())
+		}
+	}
+	t.Log(e.led.summary())
+	e.srv.Stop()
+}
+
+// recovered measures how soon the backend serves again after the fault
+// what healed at healed, for finish to check.
+func (e *faultEnv) recovered(t *testing.T, what string, healed time.Time) time.Duration {
+	t.Helper()
+	rec := e.led.recovery(t, e.f.b, healed)
+	e.recs = append(e.recs, faultRecovery{what, rec})
+	return rec
+}
+
+// healed is recovered, logged.
+func (e *faultEnv) healed(t *testing.T, what string, healed time.Time) {
+	t.Helper()
+	t.Logf("served again %v after the %s", e.recovered(t, what, healed).Round(time.Millisecond), what)
+}
+
+// TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff cuts the connection
+// six times in a row with Redis healthy throughout: with the default
+// MaxBackoff (1s) the backend must serve again within 1s every time. (It
+// once did not: suture paused restarts after the sixth failure.)
+func TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	var worst time.Duration
+	for i := range 6 {
+		connected := e.f.log.Count(connectedMsg)
+		require.Equal(t, 1, e.proxy.Cut())
+		cut := time.Now()
+		rec := e.led.recovery(t, e.f.b, cut)
+		t.Logf("cut %d: served again after %v", i+1, rec.Round(time.Millisecond))
+		worst = max(worst, rec)
+		e.f.log.WaitCount(t, connectedMsg, connected+1, waitLong)
+	}
+	assert.Less(t, worst, time.Second, "served again within 1s of a cut, Redis healthy all along; paused restarts: %d",
+		e.f.log.Count("pausing restarts"))
+	e.finish(t)
+}
+
+func TestFaultCutEveryConnection(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	ld := e.load(t, nil)
+	lost := e.f.log.Count(lostMsg)
+	require.Equal(t, 1, e.proxy.Cut(), "the backend's one connection")
+	cut := time.Now()
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	e.healed(t, "cut", cut)
+	e.led.waitAcked(t, e.led.acked.Load()+100) // the callers are served too
+	ld.halt()
+	e.finish(t)
+}
+
+func TestFaultBlackhole(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	ld := e.load(t, nil)
+	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
+	e.proxy.SetBlackhole(true)
+	// The read timeout ends the connection; a redial, accepted but never
+	// answered, fails too.
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
+	e.proxy.SetBlackhole(false)
+	e.healed(t, "blackhole", time.Now())
+	ld.halt()
+	e.finish(t)
+}
+
+func TestFaultLatencyBeyondReadTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	ld := e.load(t, nil)
+	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
+	e.proxy.SetLatency(faultIOTimeout) // a round trip takes twice that
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
+	e.proxy.SetLatency(0)
+	e.healed(t, "latency", time.Now())
+	ld.halt()
+	e.finish(t)
+}
+
+func TestFaultResetMidReply(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// No health check: its PING must not be the reply that is reset.
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{HealthCheckInterval: -1})
+	for range 3 {
+		require.NoError(t, e.led.hit(e.f.b, "shared0"))
+	}
+	// A lone hit whose reply is cut in the middle: it ran in Redis, the
+	// caller cannot know, and it is not sent again.
+	done := e.proxy.ResetNextReply()
+	err := e.led.hit(e.f.b, "shared0")
+	assert.ErrorIs(t, err, hammerredis.ErrDisconnected)
+	<-done
+	e.healed(t, "reset of a lone call", time.Now())
+	assert.Equal(t, "4", fmt.Sprintf("%s", do(t, e.f.admin, "HGET", e.f.key("shared0", faultBucket), "count")),
+		"3 acknowledged hits and the one reset mid-reply, counted once")
+
+	// The same under load.
+	ld := e.load(t, nil)
+	lost := e.f.log.Count(lostMsg)
+	done = e.proxy.ResetNextReply()
+	select {
+	case <-done:
+	case <-time.After(waitLong):
+		t.Fatal("no reply went through the proxy")
+	}
+	reset := time.Now()
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	e.healed(t, "reset under load", reset)
+	ld.halt()
+	e.finish(t)
+}
+
+func TestFaultSIGKILLWithAppendFsyncAlways(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{AppendOnly: true}, hammerredis.Options{})
+	ld := e.load(t, nil)
+	lost := e.f.log.Count(lostMsg)
+	e.srv.Kill()
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	require.NoError(t, e.srv.Restart()) // reloads the append-only file
+	e.healed(t, "SIGKILL and restart", time.Now())
+	ld.halt()
+	// check: every acknowledged hit survived the SIGKILL.
+	e.finish(t)
+}
+
+func TestFaultSIGSTOPThenSIGCONT(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	ld := e.load(t, nil)
+	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
+	require.NoError(t, e.srv.Signal(syscall.SIGSTOP))
+	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
+	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
+	require.NoError(t, e.srv.Signal(syscall.SIGCONT))
+	e.healed(t, "SIGSTOP and SIGCONT", time.Now())
+	ld.halt()
+	e.finish(t)
+}
+
+// schedLag measures the process's own scheduling delay: how late a
+// goroutine wakes from a short sleep, the worst over its run. CPU taken by
+// other processes or a GC pause delays every goroutine alike; the
+// call-duration check allows for it, so that it stays strict on a quiet
+// machine and does not fail on a busy one.
+type schedLag struct {
+	worst atomic.Int64 // ns
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+// schedTick is the canary's sleep.
+const schedTick = 5 * time.Millisecond
+
+func startSchedLag() *schedLag {
+	s := &schedLag{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			begin := time.Now()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(schedTick):
+			}
+			storeMax(&s.worst, int64(time.Since(begin)-schedTick))
+		}
+	}()
+	return s
+}
+
+// max returns the worst lag so far.
+func (s *schedLag) max() time.Duration { return time.Duration(s.worst.Load()) }
+
+// halt stops the measurement. It is idempotent.
+func (s *schedLag) halt() {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+}
