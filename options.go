@@ -70,6 +70,12 @@ type Options struct {
 	// pipelining off: one round trip per call.
 	MaxPipeline int
 
+	// Sentinel, when set, finds the master through Redis Sentinel: every
+	// (re)connection asks the sentinels for the current master and dials it
+	// with the settings above (their host and port are not used), so the
+	// backend follows a failover by itself.
+	Sentinel *SentinelConfig
+
 	// DisableCoalescing sends every hit on its own. By default, hits on one
 	// bucket that are queued together go to Redis as one script run of their
 	// summed increment; each caller still gets the count it would have had
@@ -144,10 +150,17 @@ func (o Options) String() string {
 	}
 	return fmt.Sprintf("{ExpiryMs:%d RedixConfig:%s RedisConfig:%s RedisURL:%s KeyPrefix:%q "+
 		"DeleteBucketsTimeout:%v CallTimeout:%v HealthCheckInterval:%v MinBackoff:%v MaxBackoff:%v "+
-		"PoolSize:%d MaxPipeline:%d DisableCoalescing:%t QueueSize:%d}",
+		"PoolSize:%d MaxPipeline:%d DisableCoalescing:%t QueueSize:%d Sentinel:%s}",
 		o.ExpiryMs, cfg(o.RedixConfig), cfg(o.RedisConfig), redactURL(o.RedisURL), o.KeyPrefix,
 		o.DeleteBucketsTimeout, o.CallTimeout, o.HealthCheckInterval, o.MinBackoff, o.MaxBackoff,
-		o.PoolSize, o.MaxPipeline, o.DisableCoalescing, o.QueueSize)
+		o.PoolSize, o.MaxPipeline, o.DisableCoalescing, o.QueueSize, sentinel(o.Sentinel))
+}
+
+func sentinel(c *SentinelConfig) string {
+	if c == nil {
+		return "<nil>"
+	}
+	return c.String()
 }
 
 // LogValue keeps passwords out of structured logs.
@@ -176,11 +189,20 @@ func (o Options) serverConfig() (server.Config, error) {
 		return server.Config{}, err
 	}
 	target := rc.target()
+	dial := func(ctx context.Context) (redis.Conn, error) {
+		return redis.DialContext(ctx, target.network, target.address, target.opts...)
+	}
+	name := target.address
+	if o.Sentinel != nil {
+		if err := o.Sentinel.validate(); err != nil {
+			return server.Config{}, err
+		}
+		dial = o.Sentinel.dialer(rc, target.opts)
+		name = fmt.Sprintf("%s via sentinel", o.Sentinel.MasterName)
+	}
 	return server.Config{
-		Dial: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialContext(ctx, target.network, target.address, target.opts...)
-		},
-		Name:                 target.address,
+		Dial:                 dial,
+		Name:                 name,
 		ExpiryMs:             o.ExpiryMs,
 		KeyPrefix:            o.KeyPrefix,
 		CallTimeout:          o.CallTimeout,

@@ -3,6 +3,8 @@ package hammerredis
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,4 +108,30 @@ func FuzzParseRedisURL(f *testing.F) {
 			t.Fatalf("String() %q depends on the password", rc.String())
 		}
 	})
+}
+
+func TestSentinelOptions(t *testing.T) {
+	for _, c := range []*SentinelConfig{
+		{MasterName: "m"},
+		{Addrs: []string{"127.0.0.1:26379"}},
+		{Addrs: []string{"no-port"}, MasterName: "m"},
+		{Addrs: []string{"h:1"}, MasterName: "m", Username: "u"},
+	} {
+		if _, err := (Options{ExpiryMs: 1, Sentinel: c}).serverConfig(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("serverConfig with Sentinel %v: error %v, want ErrInvalid", c, err)
+		}
+	}
+	c := &SentinelConfig{Addrs: []string{"h:1"}, MasterName: "m", Password: "s3cret-sentinel"}
+	cfg, err := Options{ExpiryMs: 1, Sentinel: c}.serverConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "m via sentinel" {
+		t.Errorf("Name = %q, want %q", cfg.Name, "m via sentinel")
+	}
+	for _, s := range []string{fmt.Sprint(Options{Sentinel: c}), fmt.Sprintf("%#v", c), fmt.Sprintf("%+v", *c)} {
+		if strings.Contains(s, "s3cret") {
+			t.Errorf("%q shows the sentinel password", s)
+		}
+	}
 }

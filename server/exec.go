@@ -151,6 +151,12 @@ func (s *Server) callErr(conn redis.Conn, req protocol.Request, err error) error
 		return fmt.Errorf("%w (%s): no reply from redis, the outcome is unknown: %w", protocol.ErrTimeout, op, err)
 	case conn.Err() != nil:
 		return fmt.Errorf("%w (%s): the outcome is unknown: %w", protocol.ErrDisconnected, op, err)
+	case errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "READONLY"):
+		// A replica now (a failover demoted this server): the call did not
+		// run. Closing the connection makes Serve redial, through the
+		// sentinels when they are configured.
+		conn.Close()
+		return fmt.Errorf("%w (%s): %w", protocol.ErrClosed, op, err)
 	case errors.As(err, &rerr):
 		return fmt.Errorf("%w (%s): %w", protocol.ErrRedis, op, err)
 	case errors.Is(err, errCallGone):

@@ -509,3 +509,23 @@ func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
 	defer mu.Unlock()
 	assert.True(t, cached, "the coalesced script was sent with EVAL after its NOSCRIPT")
 }
+
+func TestReadOnlyReplicaMakesTheServerRedial(t *testing.T) {
+	conn := &fakeConn{do: func(cmd string, _ ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, redis.Error("READONLY You can't write against a read only replica.")
+	}}
+	fresh := &fakeConn{do: okDo}
+	h := run(t, Config{}, conn, fresh)
+	h.connected(t)
+	_, err := h.s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrClosed, "READONLY: not run, safe to retry")
+	assert.ErrorContains(t, err, "READONLY")
+	assert.Error(t, <-h.errc, "Serve ended, for its supervisor to restart it")
+	go func() { h.errc <- h.s.Serve(context.Background()) }() // the supervisor's restart
+	require.NoError(t, h.s.WaitConnected(context.Background()))
+	_, err = h.s.Do(context.Background(), countHit("a"))
+	assert.NoError(t, err, "served by the new connection")
+}
