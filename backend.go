@@ -87,6 +87,13 @@ func New(opts Options) (*Backend, error) {
 		if size > 1 {
 			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
 		}
+		if i > 0 {
+			// Each server gets its own dialer (a sentinel dialer is stateful).
+			if cfg, err = opts.serverConfig(); err != nil {
+				return nil, err
+			}
+			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
+		}
 		srv, err := server.New(cfg)
 		if err != nil {
 			return nil, err

@@ -175,8 +175,9 @@ type dialTarget struct {
 	opts             []redis.DialOption
 }
 
-// serverConfig validates o and turns it into the server's config. Its errors
-// wrap ErrInvalid and name the problem.
+// serverConfig validates o and turns it into the config of one server (call
+// it once per server of a pool). Its errors wrap ErrInvalid and name the
+// problem.
 func (o Options) serverConfig() (server.Config, error) {
 	if o.ExpiryMs <= 0 {
 		if o.ExpiryMs == 0 {
@@ -192,16 +193,20 @@ func (o Options) serverConfig() (server.Config, error) {
 	dial := func(ctx context.Context) (redis.Conn, error) {
 		return redis.DialContext(ctx, target.network, target.address, target.opts...)
 	}
+	var stale func(context.Context) string
 	name := target.address
 	if o.Sentinel != nil {
 		if err := o.Sentinel.validate(); err != nil {
 			return server.Config{}, err
 		}
-		dial = o.Sentinel.dialer(rc, target.opts)
+		// A dialer per call: each server remembers the master it dialed.
+		d := o.Sentinel.dialer(rc, target.opts)
+		dial, stale = d.dial, d.stale
 		name = fmt.Sprintf("%s via sentinel", o.Sentinel.MasterName)
 	}
 	return server.Config{
 		Dial:                 dial,
+		Stale:                stale,
 		Name:                 name,
 		ExpiryMs:             o.ExpiryMs,
 		KeyPrefix:            o.KeyPrefix,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -55,34 +56,65 @@ func (c *SentinelConfig) validate() error {
 	return nil
 }
 
-// dialer returns a dial function that asks the sentinels for the current
-// master, dials it with opts and checks that it is a master: after a
-// failover, a sentinel that has not caught up may still name the old one.
-func (c *SentinelConfig) dialer(rc RedisConfig, opts []redis.DialOption) func(context.Context) (redis.Conn, error) {
-	cfg := *c
-	cfg.Addrs = append([]string(nil), c.Addrs...)
-	sentinelOpts := []redis.DialOption{
+// sentinelDialer dials the master the sentinels name, and tells when they
+// name another one. One per server: it remembers the master it dialed.
+type sentinelDialer struct {
+	cfg          SentinelConfig
+	sentinelOpts []redis.DialOption
+	opts         []redis.DialOption
+	mu           sync.Mutex
+	current      string // the master dialed last
+}
+
+// dialer returns a sentinel dialer for one server.
+func (c *SentinelConfig) dialer(rc RedisConfig, opts []redis.DialOption) *sentinelDialer {
+	d := &sentinelDialer{cfg: *c, opts: opts}
+	d.cfg.Addrs = append([]string(nil), c.Addrs...)
+	d.sentinelOpts = []redis.DialOption{
 		redis.DialConnectTimeout(rc.ConnectTimeout), redis.DialReadTimeout(rc.ReadTimeout),
 		redis.DialWriteTimeout(rc.WriteTimeout),
 	}
-	if cfg.Password != "" {
-		sentinelOpts = append(sentinelOpts, redis.DialPassword(cfg.Password), redis.DialUsername(cfg.Username))
+	if c.Password != "" {
+		d.sentinelOpts = append(d.sentinelOpts, redis.DialPassword(c.Password), redis.DialUsername(c.Username))
 	}
-	return func(ctx context.Context) (redis.Conn, error) {
-		addr, err := cfg.master(ctx, sentinelOpts)
-		if err != nil {
-			return nil, err
-		}
-		conn, err := redis.DialContext(ctx, "tcp", addr, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("master %q at %s: %w", cfg.MasterName, addr, err)
-		}
-		if err := checkMaster(conn); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("master %q at %s: %w", cfg.MasterName, addr, err)
-		}
-		return conn, nil
+	return d
+}
+
+// dial asks the sentinels for the current master, dials it and checks that
+// it is a master: after a failover, a sentinel that has not caught up may
+// still name the old one.
+func (d *sentinelDialer) dial(ctx context.Context) (redis.Conn, error) {
+	addr, err := d.cfg.master(ctx, d.sentinelOpts)
+	if err != nil {
+		return nil, err
 	}
+	conn, err := redis.DialContext(ctx, "tcp", addr, d.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("master %q at %s: %w", d.cfg.MasterName, addr, err)
+	}
+	if err := checkMaster(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("master %q at %s: %w", d.cfg.MasterName, addr, err)
+	}
+	d.mu.Lock()
+	d.current = addr
+	d.mu.Unlock()
+	return conn, nil
+}
+
+// stale reports why the connection should go: a sentinel names another
+// master. After a forced failover the old master goes on accepting writes
+// for a while, which would be lost. When no sentinel answers, the working
+// connection stays.
+func (d *sentinelDialer) stale(ctx context.Context) string {
+	addr, err := d.cfg.master(ctx, d.sentinelOpts)
+	d.mu.Lock()
+	current := d.current
+	d.mu.Unlock()
+	if err != nil || addr == current {
+		return ""
+	}
+	return fmt.Sprintf("the sentinels name %s the master of %q now, not %s", addr, d.cfg.MasterName, current)
 }
 
 // master asks the sentinels, in order, for the master's address.

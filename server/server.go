@@ -88,6 +88,11 @@ type Config struct {
 	// doubles from MinBackoff up to MaxBackoff, with jitter. Defaults
 	// DefaultMinBackoff and DefaultMaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Stale, when set, is asked every HealthCheckInterval, busy or not,
+	// whether the working connection should be replaced anyway (a sentinel
+	// names another master): a non-empty reason ends Serve, which redials.
+	// It runs on the server goroutine, bounded by a short timeout.
+	Stale func(ctx context.Context) (reason string)
 	// QueueSize bounds the requests waiting for the server; default
 	// DefaultQueueSize.
 	QueueSize int
@@ -619,7 +624,26 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 					}
 				}
 				busy = false
+				if err := s.checkStale(ctx); err != nil {
+					return err
+				}
 				continue
+			}
+		} else {
+			select {
+			case <-tick: // busy: no PING needed, but a stale connection still goes
+				if err := s.checkStale(ctx); err != nil {
+					conn.Close()
+					s.failAirborne(conn, err)
+					failUnsent(s.batch)
+					s.batch = s.batch[:0]
+					if s.barrier != nil {
+						failUnsent([]*call{s.barrier})
+						s.barrier = nil
+					}
+					return err
+				}
+			default:
 			}
 		}
 		s.drain()
@@ -642,6 +666,23 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 			return err
 		}
 	}
+}
+
+// staleTimeout bounds a Config.Stale check, which runs on the server
+// goroutine.
+const staleTimeout = 500 * time.Millisecond
+
+// checkStale asks Config.Stale whether the working connection should go.
+func (s *Server) checkStale(ctx context.Context) error {
+	if s.cfg.Stale == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, staleTimeout)
+	defer cancel()
+	if why := s.cfg.Stale(ctx); why != "" {
+		return fmt.Errorf("replacing the connection: %s", why)
+	}
+	return nil
 }
 
 // reset drops every reference to calls between connections.
