@@ -137,29 +137,48 @@ func (s *Server) start(bin string) error {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
 	args = append(args, s.opts.Args...)
-	cmd := exec.Command(bin, args...)
-	// Kill the server if the test binary dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	p, err := launch(bin, args, []byte("Ready to accept connections"), "redis-server")
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.cmd, s.done, s.log = p.cmd, p.done, p.log
+	s.mu.Unlock()
+	return nil
+}
+
+// process is a started redis-server (or sentinel) and the reader of its log.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the log reader has finished
+	log  *tailBuffer
+}
+
+// launch starts bin with args and waits until its log holds ready, reading
+// the log rather than polling. what names the process in errors.
+func launch(bin string, args []string, ready []byte, what string) (process, error) {
+	cmd := exec.Command(bin, args...)
+	// Kill the process if the test binary dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return process{}, err
+	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redistest: starting redis-server: %w", err)
+		return process{}, fmt.Errorf("redistest: starting %s: %w", what, err)
 	}
-	log := &tailBuffer{}
-	ready := make(chan struct{})
-	done := make(chan struct{})
+	p := process{cmd: cmd, done: make(chan struct{}), log: &tailBuffer{}}
+	isReady := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(p.done)
 		sc := bufio.NewScanner(out)
 		signalled := false
 		for sc.Scan() {
-			log.Write(append(sc.Bytes(), '\n'))
-			if !signalled && bytes.Contains(sc.Bytes(), []byte("Ready to accept connections")) {
+			p.log.Write(append(sc.Bytes(), '\n'))
+			if !signalled && bytes.Contains(sc.Bytes(), ready) {
 				signalled = true
-				close(ready)
+				close(isReady)
 			}
 		}
 		io.Copy(io.Discard, out)
@@ -167,20 +186,17 @@ func (s *Server) start(bin string) error {
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	select {
-	case <-ready:
-	case <-done:
+	case <-isReady:
+		return p, nil
+	case <-p.done:
 		cmd.Wait()
-		return fmt.Errorf("redistest: redis-server exited before it was ready:\n%s", log.String())
+		return process{}, fmt.Errorf("redistest: %s exited before it was ready:\n%s", what, p.log.String())
 	case <-timer.C:
 		cmd.Process.Kill()
 		cmd.Wait()
-		<-done
-		return fmt.Errorf("redistest: redis-server not ready after %v:\n%s", startTimeout, log.String())
+		<-p.done
+		return process{}, fmt.Errorf("redistest: %s not ready after %v:\n%s", what, startTimeout, p.log.String())
 	}
-	s.mu.Lock()
-	s.cmd, s.done, s.log = cmd, done, log
-	s.mu.Unlock()
-	return nil
 }
 
 // Addr returns "127.0.0.1:<port>".

@@ -1,12 +1,9 @@
 package redistest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -310,48 +306,12 @@ sentinel parallel-syncs %[3]s 1
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	p, err := launch(bin, []string{conf, "--sentinel"}, []byte("+monitor master "+MasterName+" "), "sentinel")
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redistest: starting a sentinel: %w", err)
-	}
-	log := &tailBuffer{}
-	ready := make(chan struct{})
-	done := make(chan struct{})
-	marker := []byte("+monitor master " + MasterName + " ")
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			log.Write(append(sc.Bytes(), '\n'))
-			if !signalled && bytes.Contains(sc.Bytes(), marker) {
-				signalled = true
-				close(ready)
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-	case <-done:
-		cmd.Wait()
-		return fmt.Errorf("redistest: sentinel exited before it was ready:\n%s", log.String())
-	case <-timer.C:
-		cmd.Process.Kill()
-		cmd.Wait()
-		<-done
-		return fmt.Errorf("redistest: sentinel not ready after %v:\n%s", startTimeout, log.String())
-	}
 	s.mu.Lock()
-	s.cmd, s.done, s.log = cmd, done, log
+	s.cmd, s.done, s.log = p.cmd, p.done, p.log
 	s.mu.Unlock()
 	return nil
 }
