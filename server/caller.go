@@ -1,0 +1,168 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// The callers' side: these run on the callers' goroutines, queue a pooled
+// call on the request channel and wait for its answer, never past the
+// caller's context or the call timeout.
+
+// Do sends req to the server goroutine and waits for its reply, at most until
+// ctx is done or the call timeout passes. The reply's type matches req's.
+// CountHit, GetBucket and DeleteBuckets are the same calls without boxing.
+func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
+	switch r := req.(type) {
+	case protocol.CountHit:
+		n, err := s.CountHit(ctx, r.Key, r.Now, r.Increment)
+		if err != nil {
+			return nil, err
+		}
+		return protocol.CountHitReply{Count: n}, nil
+	case protocol.GetBucket:
+		b, err := s.GetBucket(ctx, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		return protocol.GetBucketReply{Bucket: b}, nil
+	case protocol.DeleteBuckets:
+		n, err := s.DeleteBuckets(ctx, r.ID)
+		return protocol.DeleteBucketsReply{Deleted: n}, err
+	default:
+		return nil, fmt.Errorf("%w: request %T", protocol.ErrInvalid, req)
+	}
+}
+
+// CountHit adds increment to the bucket key at now and returns its count.
+func (s *Server) CountHit(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
+	c := getCall()
+	c.hit = protocol.CountHit{Key: key, Now: now, Increment: increment}
+	c.req = &c.hit
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var n int64
+	if c.received { // else the server may still write the reply
+		n = c.count
+	}
+	c.release()
+	return n, err
+}
+
+// GetBucket reads the bucket key; nil, nil when there is none.
+func (s *Server) GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error) {
+	c := getCall()
+	c.get = protocol.GetBucket{Key: key}
+	c.req = &c.get
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var b *protocol.BucketInfo
+	if c.received {
+		b = c.bucket
+	}
+	c.release()
+	return b, err
+}
+
+// DeleteBuckets deletes the buckets of id and returns how many keys went;
+// on an error, how many went before it.
+func (s *Server) DeleteBuckets(ctx context.Context, id string) (int64, error) {
+	c := getCall()
+	c.del = protocol.DeleteBuckets{ID: id}
+	c.req = &c.del
+	err := s.call(ctx, c, s.cfg.DeleteBucketsTimeout)
+	var n int64
+	if c.received {
+		n = c.deleted
+	}
+	c.release()
+	return n, err
+}
+
+// call validates c, queues it, waits for its answer and records it in the
+// stats. The reply fields of c hold the server's answer when c.received.
+func (s *Server) call(ctx context.Context, c *call, timeout time.Duration) error {
+	begin := time.Now()
+	err := s.wait(ctx, c, begin, timeout)
+	s.stats.record(c.req, err, time.Since(begin))
+	return err
+}
+
+func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.Duration) error {
+	if err := c.req.Validate(); err != nil {
+		return err
+	}
+	if s.Stopped() {
+		return protocol.ErrStopped
+	}
+	if ctx.Err() != nil {
+		// Done already: never queue it (the select below might).
+		return waitErr(ctx, c.req)
+	}
+	inc := s.live.Load()
+	if inc == nil {
+		return s.closedErr()
+	}
+	var expired <-chan time.Time // the call timeout, unless ctx ends first
+	c.deadline = now.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(c.deadline) {
+		c.deadline = d // the caller's deadline comes first: its error is the caller's
+	} else {
+		c.timer.Reset(timeout)
+		defer c.timer.Stop()
+		expired = c.timer.C
+	}
+
+	select {
+	case s.requests <- c:
+	case <-inc.down:
+		return s.downErr()
+	case <-ctx.Done():
+		return waitErr(ctx, c.req)
+	case <-expired:
+		return callTimeoutErr(c.req)
+	}
+	select {
+	case <-c.done:
+		c.received = true
+		return c.err
+	case <-inc.down:
+		if c.abandon() {
+			return s.downErr()
+		}
+		// Taken: Serve answered it before closing down.
+		select {
+		case <-c.done:
+			c.received = true
+			return c.err
+		case <-ctx.Done():
+			return waitErr(ctx, c.req)
+		case <-expired:
+			return callTimeoutErr(c.req)
+		}
+	case <-ctx.Done():
+		// Whether or not the server has taken it, the caller leaves now; an
+		// abandoned call is never sent.
+		c.abandon()
+		return waitErr(ctx, c.req)
+	case <-expired:
+		c.abandon()
+		return callTimeoutErr(c.req)
+	}
+}
+
+func callTimeoutErr(req protocol.Request) error {
+	return fmt.Errorf("%w (%s): no reply within the call timeout", protocol.ErrTimeout, req.Op())
+}
+
+// waitErr says why a caller whose context ended stopped waiting: a deadline
+// matches both ErrTimeout and context.DeadlineExceeded; a cancellation is
+// the context's error.
+func waitErr(ctx context.Context, req protocol.Request) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%s): %w", protocol.ErrTimeout, req.Op(), context.DeadlineExceeded)
+	}
+	return fmt.Errorf("hammerredis (%s): %w", req.Op(), ctx.Err())
+}
