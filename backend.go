@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -49,6 +50,9 @@ type Backend struct {
 	stopCtx  context.Context // cancelled by Stop
 	stopFunc context.CancelFunc
 
+	cluster *clusterRouter // with Options.Cluster: servers per master, not servers
+	prefix  string         // the key prefix, for routing by slot
+
 	mu      sync.Mutex
 	running *supervisor.Running // set by Start: the tree runs on its own
 	parent  *suture.Supervisor  // set by StartLink, with token
@@ -82,6 +86,23 @@ func New(opts Options) (*Backend, error) {
 	// lost connections counted like failed dials), so the tree must not add
 	// suture's thrash pause on top: it would hold a recovery past MaxBackoff.
 	b.tree = supervisor.New(b.name, supervisor.Spec{Logger: logger, FailureThreshold: math.Inf(1)})
+	if opts.Cluster != nil {
+		if err := opts.Cluster.validate(); err != nil {
+			return nil, err
+		}
+		rc, err := opts.redisConfig()
+		if err != nil {
+			return nil, err
+		}
+		b.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(opts.Cluster.Addrs, ","))
+		b.prefix = cfg.KeyPrefix
+		if b.prefix == "" {
+			b.prefix = protocol.DefaultKeyPrefix
+		}
+		b.cluster = newClusterRouter(opts.Cluster, rc, rc.target().opts, cfg, b.tree, logger)
+		b.tree.Add(topology{b.cluster})
+		return b, nil
+	}
 	name := cfg.Name
 	for i := range size {
 		if size > 1 {
@@ -129,6 +150,9 @@ func (b *Backend) Serve(ctx context.Context) error {
 // stop stops every server for good and waits for their goroutines.
 func (b *Backend) stop() {
 	b.stopFunc()
+	if b.cluster != nil {
+		b.cluster.stop()
+	}
 	for _, s := range b.servers {
 		s.Stop()
 	}
@@ -141,7 +165,16 @@ func (b *Backend) String() string { return b.name }
 // Connected reports whether every server of the backend has a working
 // connection right now.
 func (b *Backend) Connected() bool {
-	for _, s := range b.servers {
+	servers := b.servers
+	if b.cluster != nil {
+		select {
+		case <-b.cluster.ready:
+		default:
+			return false
+		}
+		servers = b.cluster.servers()
+	}
+	for _, s := range servers {
 		if !s.Connected() {
 			return false
 		}
@@ -171,8 +204,15 @@ type Stats = server.Stats
 // servers. It is cheap: the counters are atomic and recording them never
 // blocks a call.
 func (b *Backend) Stats() Stats {
-	st := b.servers[0].Stats()
-	for _, s := range b.servers[1:] {
+	servers := b.servers
+	if b.cluster != nil {
+		servers = b.cluster.servers()
+		if len(servers) == 0 {
+			return Stats{}
+		}
+	}
+	st := servers[0].Stats()
+	for _, s := range servers[1:] {
 		st = st.Add(s.Stats())
 	}
 	return st
@@ -184,6 +224,9 @@ func (b *Backend) Stats() Stats {
 // sync_connect: false); call WaitConnected to wait for it, at start-up or
 // in a readiness probe.
 func (b *Backend) WaitConnected(ctx context.Context) error {
+	if b.cluster != nil {
+		return b.cluster.waitConnected(ctx)
+	}
 	for _, s := range b.servers {
 		if err := s.WaitConnected(ctx); err != nil {
 			return err
@@ -202,12 +245,22 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // count; the first hit of a bucket returns increment. Any increment is passed
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
+	if b.cluster != nil {
+		return clusterCall(ctx, b.cluster, key, b.prefix, func(s *server.Server) (int64, error) {
+			return s.CountHit(ctx, key, now, increment)
+		})
+	}
 	return b.route(key.ID).CountHit(ctx, key, now, increment)
 }
 
 // GetBucket reads the bucket key without changing it (nor its TTL). It
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
+	if b.cluster != nil {
+		return clusterCall(ctx, b.cluster, key, b.prefix, func(s *server.Server) (*BucketInfo, error) {
+			return s.GetBucket(ctx, key)
+		})
+	}
 	return b.route(key.ID).GetBucket(ctx, key)
 }
 
@@ -216,5 +269,17 @@ func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, er
 // package docs). It is not atomic; on an error the count is of the keys
 // deleted before it. Elixir: delete_buckets(id).
 func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
+	if b.cluster != nil {
+		// An id's buckets are spread over the masters: each scans its own.
+		var total int64
+		for _, s := range b.cluster.servers() {
+			n, err := s.DeleteBuckets(ctx, id)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
 	return b.route(id).DeleteBuckets(ctx, id)
 }

@@ -76,6 +76,11 @@ type Options struct {
 	// backend follows a failover by itself.
 	Sentinel *SentinelConfig
 
+	// Cluster, when set, talks to a Redis Cluster: one pipelining server per
+	// master, calls routed by their key's slot, redirects followed (see
+	// ClusterConfig). PoolSize and Sentinel do not apply.
+	Cluster *ClusterConfig
+
 	// DisableCoalescing sends every hit on its own. By default, hits on one
 	// bucket that are queued together go to Redis as one script run of their
 	// summed increment; each caller still gets the count it would have had

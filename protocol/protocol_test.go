@@ -109,3 +109,17 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestSlot(t *testing.T) {
+	for _, tt := range []struct {
+		key  string
+		want int
+	}{{"", 0}, {"foo", 12182}, {"bar", 5061}, {"123456789", 0x31C3 % SlotCount}, {"{user1000}.following", Slot("user1000")}, {"a{}b", Slot("a{}b")}} {
+		if got := Slot(tt.key); got != tt.want {
+			t.Errorf("Slot(%q) = %d, want %d", tt.key, got, tt.want)
+		}
+	}
+	if Slot("{user1000}.following") != Slot("{user1000}.followers") {
+		t.Error("keys with one hash tag are in different slots")
+	}
+}

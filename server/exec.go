@@ -117,16 +117,10 @@ func (s *Server) deleteBuckets(conn redis.Conn, req protocol.DeleteBuckets, c *c
 				args = append(args, k)
 			}
 		}
-		if len(args) > 0 {
-			reply, err := conn.Do("DEL", args...)
-			if err != nil {
-				return deleted, err
-			}
-			n, err := decodeInt("DEL", reply)
-			if err != nil {
-				return deleted, err
-			}
-			deleted += n
+		n, err := s.del(conn, args)
+		deleted += n
+		if err != nil {
+			return deleted, err
 		}
 		if next == "0" {
 			return deleted, nil
@@ -139,6 +133,46 @@ func (s *Server) deleteBuckets(conn redis.Conn, req protocol.DeleteBuckets, c *c
 }
 
 var errCallGone = errors.New("the caller stopped waiting")
+
+// del deletes keys: one DEL, or on a cluster node, where one DEL may only
+// name keys of one slot, a DEL per key, pipelined.
+func (s *Server) del(conn redis.Conn, keys []any) (int64, error) {
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	if !s.cfg.Cluster {
+		reply, err := conn.Do("DEL", keys...)
+		if err != nil {
+			return 0, err
+		}
+		return decodeInt("DEL", reply)
+	}
+	for _, k := range keys {
+		if err := conn.Send("DEL", k); err != nil {
+			return 0, err
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return 0, err
+	}
+	var deleted int64
+	var first error
+	for range keys {
+		reply, err := conn.Receive()
+		if err == nil {
+			var n int64
+			n, err = decodeInt("DEL", reply)
+			deleted += n
+		}
+		if err != nil && conn.Err() != nil {
+			return deleted, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return deleted, first
+}
 
 // callErr classifies the error of a taken call. A Redis error reply leaves
 // the connection usable; any other failure of a connection means the

@@ -87,6 +87,9 @@ type Config struct {
 	// doubles from MinBackoff up to MaxBackoff, with jitter. Defaults
 	// DefaultMinBackoff and DefaultMaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Cluster says the server talks to a Redis Cluster node: a DEL names
+	// keys of one slot only.
+	Cluster bool
 	// Stale, when set, is asked every HealthCheckInterval, busy or not,
 	// whether the working connection should be replaced anyway (a sentinel
 	// names another master): a non-empty reason ends Serve, which redials.
