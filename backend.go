@@ -50,8 +50,8 @@ type Backend struct {
 	stopCtx  context.Context // cancelled by Stop
 	stopFunc context.CancelFunc
 
-	cluster *clusterRouter // with Options.Cluster: servers per master, not servers
-	prefix  string         // the key prefix, for routing by slot
+	cluster *clusterRouter  // with Options.Cluster: servers per master, not servers
+	layout  protocol.Layout // the key layout, for routing by slot
 
 	mu      sync.Mutex
 	running *supervisor.Running // set by Start: the tree runs on its own
@@ -95,9 +95,12 @@ func New(opts Options) (*Backend, error) {
 			return nil, err
 		}
 		b.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(opts.Cluster.Addrs, ","))
-		b.prefix = cfg.KeyPrefix
-		if b.prefix == "" {
-			b.prefix = protocol.DefaultKeyPrefix
+		if _, err := server.New(cfg); err != nil { // the servers come later: check now
+			return nil, err
+		}
+		b.layout = protocol.Layout{Prefix: cfg.KeyPrefix, HashTag: cfg.HashTag}
+		if b.layout.Prefix == "" {
+			b.layout.Prefix = protocol.DefaultKeyPrefix
 		}
 		b.cluster = newClusterRouter(opts.Cluster, rc, rc.target().opts, cfg, b.tree, logger)
 		b.tree.Add(topology{b.cluster})
@@ -246,7 +249,7 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.prefix, func(s *server.Server) (int64, error) {
+		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server) (int64, error) {
 			return s.CountHit(ctx, key, now, increment)
 		})
 	}
@@ -257,7 +260,7 @@ func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment i
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.prefix, func(s *server.Server) (*BucketInfo, error) {
+		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server) (*BucketInfo, error) {
 			return s.GetBucket(ctx, key)
 		})
 	}

@@ -80,8 +80,8 @@ func newClusterRouter(c *ClusterConfig, rc RedisConfig, opts []redis.DialOption,
 
 // route returns the server of the master that holds key's slot, and the
 // map's generation, or nil before the first slot map.
-func (r *clusterRouter) route(key BucketKey, prefix string) (*server.Server, uint64) {
-	slot := protocol.Slot(protocol.Key(prefix, key))
+func (r *clusterRouter) route(key BucketKey, layout protocol.Layout) (*server.Server, uint64) {
+	slot := protocol.Slot(layout.Key(key))
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.slots[slot], r.gen
@@ -239,11 +239,11 @@ func redirected(err error) bool {
 
 // clusterCall runs one call on the server of key's slot, once more after a refresh
 // of the map if it was redirected.
-func clusterCall[T any](ctx context.Context, r *clusterRouter, key BucketKey, prefix string,
+func clusterCall[T any](ctx context.Context, r *clusterRouter, key BucketKey, layout protocol.Layout,
 	call func(*server.Server) (T, error)) (T, error) {
 	var zero T
 	for attempt := 0; ; attempt++ {
-		srv, gen := r.route(key, prefix)
+		srv, gen := r.route(key, layout)
 		if srv == nil {
 			return zero, fmt.Errorf("%w: the cluster's slot map is not known yet", ErrClosed)
 		}

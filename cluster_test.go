@@ -131,3 +131,57 @@ func TestClusterOptionsValidated(t *testing.T) {
 		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "%v", c)
 	}
 }
+
+func TestHashTagKeys(t *testing.T) {
+	f := start(t, nil, hammerredis.Options{HashTagKeys: true})
+	ctx := context.Background()
+	for bucket := range int64(3) {
+		_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: bucket, ID: "user:1"}, 1)
+		require.NoError(t, err)
+	}
+	_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "user:1:x"}, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), do(t, f.admin, "EXISTS", f.prefix+"{user:1}:2"), "the hash-tag layout")
+	info, err := f.b.GetBucket(ctx, hammerredis.BucketKey{Bucket: 2, ID: "user:1"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), info.Count)
+	n, err := f.b.DeleteBuckets(ctx, "user:1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n, "only user:1's buckets")
+	assert.Equal(t, int64(1), do(t, f.admin, "EXISTS", f.prefix+"{user:1:x}:1"))
+
+	_, err = hammerredis.New(hammerredis.Options{ExpiryMs: 1, HashTagKeys: true, KeyPrefix: "a{b}:"})
+	assert.ErrorIs(t, err, hammerredis.ErrInvalid)
+	_, err = hammerredis.New(hammerredis.Options{ExpiryMs: 1, HashTagKeys: true, KeyPrefix: "a{b}:",
+		Cluster: &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}})
+	assert.ErrorIs(t, err, hammerredis.ErrInvalid)
+}
+
+func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
+	c := redistest.NewCluster(t)
+	log := logtest.New()
+	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 60_000, HashTagKeys: true,
+		Cluster: &hammerredis.ClusterConfig{Addrs: c.Addrs()}, RedisURL: "redis://127.0.0.1:1", Logger: log.Logger()})
+	require.NoError(t, err)
+	t.Cleanup(func() { hammerredis.Stop(b) })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, b.WaitConnected(ctx))
+	for bucket := range int64(40) {
+		_, err := b.CountHit(ctx, hammerredis.BucketKey{Bucket: bucket, ID: "one"}, 1)
+		require.NoError(t, err)
+	}
+	masters, err := c.Masters()
+	require.NoError(t, err)
+	holding := 0
+	for _, m := range masters {
+		if n, _ := redis.Int(m.Conn(t).Do("DBSIZE")); n > 0 {
+			holding++
+			assert.Equal(t, 40, n)
+		}
+	}
+	assert.Equal(t, 1, holding, "all of the id's buckets on one master")
+	n, err := b.DeleteBuckets(ctx, "one")
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), n)
+}

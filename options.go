@@ -81,6 +81,12 @@ type Options struct {
 	// ClusterConfig). PoolSize and Sentinel do not apply.
 	Cluster *ClusterConfig
 
+	// HashTagKeys writes keys as "<prefix>{<id>}:<bucket>", so that on a
+	// Redis Cluster all buckets of an id share one slot. NOT compatible with
+	// the Elixir library, which does not see such buckets; the prefix may
+	// then hold no '{'. Default false: the Elixir layout.
+	HashTagKeys bool
+
 	// DisableCoalescing sends every hit on its own. By default, hits on one
 	// bucket that are queued together go to Redis as one script run of their
 	// summed increment; each caller still gets the count it would have had
@@ -223,6 +229,7 @@ func (o Options) serverConfig() (server.Config, error) {
 		QueueSize:            o.QueueSize,
 		MaxPipeline:          o.MaxPipeline,
 		DisableCoalescing:    o.DisableCoalescing,
+		HashTag:              o.HashTagKeys,
 		Logger:               o.Logger,
 	}, nil
 }

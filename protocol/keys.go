@@ -91,3 +91,66 @@ func ExpirySeconds(expiryMs int64) int64 {
 	}
 	return q + 1
 }
+
+// Layout is a key layout: the Elixir one, "<prefix><id>:<bucket>", or, with
+// HashTag, "<prefix>{<id>}:<bucket>", which puts all of an id's buckets in
+// one Redis Cluster slot. The hash-tag layout is not the Elixir library's:
+// an Elixir service does not see those buckets. With HashTag, the prefix
+// must hold no '{', or the tag would be the prefix's; an empty id, or one
+// starting with '}', makes an empty tag, which Redis ignores, so that id's
+// buckets still spread over slots.
+type Layout struct {
+	Prefix  string
+	HashTag bool
+}
+
+// AppendKey appends the key of k to dst.
+func (l Layout) AppendKey(dst []byte, k BucketKey) []byte {
+	if !l.HashTag {
+		return AppendKey(dst, l.Prefix, k)
+	}
+	dst = append(dst, l.Prefix...)
+	dst = append(dst, '{')
+	dst = append(dst, k.ID...)
+	dst = append(dst, '}', ':')
+	return strconv.AppendInt(dst, k.Bucket, 10)
+}
+
+// Key returns the key of k.
+func (l Layout) Key(k BucketKey) string {
+	return string(l.AppendKey(make([]byte, 0, len(l.Prefix)+len(k.ID)+23), k))
+}
+
+// DeletePattern returns the SCAN MATCH pattern for the buckets of id.
+func (l Layout) DeletePattern(id string) string {
+	if !l.HashTag {
+		return DeletePattern(l.Prefix, id)
+	}
+	var b strings.Builder
+	escapeGlob(&b, l.Prefix)
+	b.WriteString(`\{`)
+	escapeGlob(&b, id)
+	b.WriteString(`\}:*`)
+	return b.String()
+}
+
+// IsBucketOf reports whether key is a bucket key of id in this layout.
+func (l Layout) IsBucketOf(id, key string) bool {
+	if !l.HashTag {
+		return IsBucketOf(l.Prefix, id, key)
+	}
+	rest, ok := strings.CutPrefix(key, l.Prefix+"{")
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, id)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, "}:")
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	return err == nil && strconv.FormatInt(n, 10) == rest
+}

@@ -123,3 +123,43 @@ func TestSlot(t *testing.T) {
 		t.Error("keys with one hash tag are in different slots")
 	}
 }
+
+// FuzzLayout checks both layouts: a key built for one id is a bucket of that
+// id and of no other, and the hash-tag layout puts all of an id's buckets in
+// one slot.
+func FuzzLayout(f *testing.F) {
+	f.Add("a", "a:b", int64(1), int64(2), "Hammer:Redis:", true)
+	f.Add("x}", "x", int64(-1), int64(5), "p:", true)
+	f.Add("", "}:1", int64(0), int64(0), "", false)
+	f.Fuzz(func(t *testing.T, id, other string, bucket, bucket2 int64, prefix string, tag bool) {
+		if tag && strings.Contains(prefix, "{") {
+			return // not allowed with HashTag
+		}
+		l := Layout{Prefix: prefix, HashTag: tag}
+		key := l.Key(BucketKey{bucket, other})
+		if !l.IsBucketOf(other, key) {
+			t.Fatalf("%+v.IsBucketOf(%q, %q) = false for its own key", l, other, key)
+		}
+		if id != other && l.IsBucketOf(id, key) {
+			t.Fatalf("%+v.IsBucketOf(%q, %q) = true for the key of id %q", l, id, key, other)
+		}
+		// An empty id, or one starting with '}', makes an empty tag: Redis
+		// then hashes the whole key, and such an id's buckets spread.
+		if tag && other != "" && other[0] != '}' && Slot(key) != Slot(l.Key(BucketKey{bucket2, other})) {
+			t.Fatalf("the buckets %d and %d of id %q are in different slots", bucket, bucket2, other)
+		}
+	})
+}
+
+func TestLayout(t *testing.T) {
+	l := Layout{Prefix: DefaultKeyPrefix, HashTag: true}
+	if got := l.Key(BucketKey{5, "user:1"}); got != "Hammer:Redis:{user:1}:5" {
+		t.Errorf("Key = %q", got)
+	}
+	if got := l.DeletePattern("x*"); got != `Hammer:Redis:\{x\*\}:*` {
+		t.Errorf("DeletePattern = %q", got)
+	}
+	if got := (Layout{Prefix: "p:"}).Key(BucketKey{5, "a"}); got != "p:a:5" {
+		t.Errorf("Elixir layout Key = %q", got)
+	}
+}

@@ -42,7 +42,7 @@ func (s *Server) send(conn redis.Conn, c *call, evalSource bool) error {
 
 // key writes the Redis key of k into the reused key buffer.
 func (s *Server) key(k protocol.BucketKey) []byte {
-	s.keyBuf = protocol.AppendKey(s.keyBuf[:0], s.cfg.KeyPrefix, k)
+	s.keyBuf = s.layout().AppendKey(s.keyBuf[:0], k)
 	return s.keyBuf
 }
 
@@ -98,7 +98,7 @@ func failUnsent(calls []*call) {
 // deleteBuckets scans for the id's keys and deletes them batch by batch. It
 // stops early, with the count so far, once its caller has stopped waiting.
 func (s *Server) deleteBuckets(conn redis.Conn, req protocol.DeleteBuckets, c *call) (int64, error) {
-	pattern := protocol.DeletePattern(s.cfg.KeyPrefix, req.ID)
+	pattern := s.layout().DeletePattern(req.ID)
 	var deleted int64
 	cursor := "0"
 	for {
@@ -113,7 +113,7 @@ func (s *Server) deleteBuckets(conn redis.Conn, req protocol.DeleteBuckets, c *c
 		args := make([]any, 0, len(keys))
 		for _, k := range keys {
 			// The pattern is escaped, but "a:*" still matches id "a:b"'s keys.
-			if protocol.IsBucketOf(s.cfg.KeyPrefix, req.ID, k) {
+			if s.layout().IsBucketOf(req.ID, k) {
 				args = append(args, k)
 			}
 		}

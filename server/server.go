@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,9 @@ type Config struct {
 	// Cluster says the server talks to a Redis Cluster node: a DEL names
 	// keys of one slot only.
 	Cluster bool
+	// HashTag selects the key layout "<prefix>{<id>}:<bucket>" (see
+	// protocol.Layout), not the Elixir library's.
+	HashTag bool
 	// Stale, when set, is asked every HealthCheckInterval, busy or not,
 	// whether the working connection should be replaced anyway (a sentinel
 	// names another master): a non-empty reason ends Serve, which redials.
@@ -152,6 +156,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = protocol.DefaultKeyPrefix
+	}
+	if c.HashTag && strings.Contains(c.KeyPrefix, "{") {
+		return fmt.Errorf("%w: KeyPrefix %q holds a '{', which the hash-tag layout cannot have", protocol.ErrInvalid, c.KeyPrefix)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -224,6 +231,11 @@ func New(cfg Config) (*Server, error) {
 	s.ttlArg = s.ttl
 	s.stopCtx, s.stopFunc = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// layout is the server's key layout.
+func (s *Server) layout() protocol.Layout {
+	return protocol.Layout{Prefix: s.cfg.KeyPrefix, HashTag: s.cfg.HashTag}
 }
 
 // String names the server for supervisor logs. It never holds a password.
