@@ -249,7 +249,10 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server) (int64, error) {
+		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server, asking bool) (int64, error) {
+			if asking {
+				return s.CountHitAsking(ctx, key, now, increment)
+			}
 			return s.CountHit(ctx, key, now, increment)
 		})
 	}
@@ -260,7 +263,10 @@ func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment i
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server) (*BucketInfo, error) {
+		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server, asking bool) (*BucketInfo, error) {
+			if asking {
+				return s.GetBucketAsking(ctx, key)
+			}
 			return s.GetBucket(ctx, key)
 		})
 	}

@@ -226,29 +226,55 @@ func (r *clusterRouter) askSlots(ctx context.Context, addr string) ([]slotRange,
 	return out, nil
 }
 
-// redirected reports whether err is a redirect (MOVED, ASK: the command did
-// not run, so sending it again elsewhere is safe) or a call to a server the
-// map has since dropped.
-func redirected(err error) bool {
+// redirect classifies err: a MOVED or a call to a server the map has since
+// dropped (refresh the map and call again), or an ASK to addr (send the call
+// there, after ASKING). A redirect means the command did not run, so
+// sending it again is safe.
+func redirect(err error) (moved bool, askAddr string) {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
-		return strings.HasPrefix(string(rerr), "MOVED ") || strings.HasPrefix(string(rerr), "ASK ")
+		f := strings.Fields(string(rerr))
+		switch {
+		case len(f) == 3 && f[0] == "MOVED":
+			return true, ""
+		case len(f) == 3 && f[0] == "ASK":
+			return false, f[2]
+		}
+		return false, ""
 	}
-	return errors.Is(err, ErrStopped)
+	return errors.Is(err, ErrStopped), ""
 }
 
-// clusterCall runs one call on the server of key's slot, once more after a refresh
-// of the map if it was redirected.
+// node returns the server of the master at addr, if the map has one.
+func (r *clusterRouter) node(addr string) *server.Server {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.nodes[addr]
+}
+
+// clusterCall runs one call on the server of key's slot. After a MOVED it
+// refreshes the map and calls once more; after an ASK it sends the call,
+// with ASKING, to the node named.
 func clusterCall[T any](ctx context.Context, r *clusterRouter, key BucketKey, layout protocol.Layout,
-	call func(*server.Server) (T, error)) (T, error) {
+	call func(s *server.Server, asking bool) (T, error)) (T, error) {
 	var zero T
 	for attempt := 0; ; attempt++ {
 		srv, gen := r.route(key, layout)
 		if srv == nil {
 			return zero, fmt.Errorf("%w: the cluster's slot map is not known yet", ErrClosed)
 		}
-		v, err := call(srv)
-		if attempt > 0 || !redirected(err) {
+		v, err := call(srv, false)
+		moved, ask := redirect(err)
+		switch {
+		case ask != "":
+			if target := r.node(ask); target != nil {
+				return call(target, true)
+			}
+			// A node the map does not know yet: refresh, and try again.
+		case !moved || attempt > 0:
+			return v, err
+		}
+		if attempt > 0 {
 			return v, err
 		}
 		if uerr := r.update(ctx, gen); uerr != nil {

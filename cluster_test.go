@@ -185,3 +185,51 @@ func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(40), n)
 }
+
+func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
+	c := redistest.NewCluster(t)
+	b, _ := startOnCluster(t, c)
+	ctx := context.Background()
+	key := hammerredis.BucketKey{Bucket: 9, ID: "migrating"}
+	rkey := protocol.Key(protocol.DefaultKeyPrefix, key)
+	slot := protocol.Slot(rkey)
+	source, err := c.MasterOf(slot)
+	require.NoError(t, err)
+	masters, err := c.Masters()
+	require.NoError(t, err)
+	var target *redistest.Server
+	for _, m := range masters {
+		if m != source {
+			target = m
+			break
+		}
+	}
+	id := func(s *redistest.Server) string {
+		v, err := redis.String(s.Conn(t).Do("CLUSTER", "MYID"))
+		require.NoError(t, err)
+		return v
+	}
+	src, dst := source.Conn(t), target.Conn(t)
+	do(t, dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(source))
+	do(t, src, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(target))
+
+	// The key is not on the source: it answers ASK, and the hit goes to the
+	// target, after ASKING.
+	n, err := b.CountHit(ctx, key, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	do(t, dst, "ASKING")
+	assert.Equal(t, int64(1), do(t, dst, "EXISTS", rkey), "counted on the importing node")
+
+	// The migration ends: the source now answers MOVED, and the backend
+	// refreshes its map and follows.
+	for _, m := range masters {
+		do(t, m.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", id(target))
+	}
+	n, err = b.CountHit(ctx, key, 2)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n)
+	info, err := b.GetBucket(ctx, key)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), info.Count)
+}

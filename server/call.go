@@ -30,6 +30,7 @@ type call struct {
 	get protocol.GetBucket
 	del protocol.DeleteBuckets
 
+	asking   bool      // send ASKING first (a Redis Cluster ASK redirect)
 	deadline time.Time // when the caller stops waiting
 	state    atomic.Int32
 	done     chan struct{} // buffered by one: answering never blocks
@@ -67,7 +68,7 @@ func (c *call) release() {
 	}
 	c.req, c.hit, c.get, c.del = nil, protocol.CountHit{}, protocol.GetBucket{}, protocol.DeleteBuckets{}
 	c.count, c.bucket, c.deleted, c.err = 0, nil, 0, nil
-	c.deadline, c.received = time.Time{}, false
+	c.deadline, c.received, c.asking = time.Time{}, false, false
 	callPool.Put(c)
 }
 

@@ -40,7 +40,18 @@ func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, 
 
 // CountHit adds increment to the bucket key at now and returns its count.
 func (s *Server) CountHit(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
+	return s.countHit(ctx, key, now, increment, false)
+}
+
+// CountHitAsking is CountHit preceded by ASKING: for a Redis Cluster slot
+// being migrated to this server, after another node answered ASK.
+func (s *Server) CountHitAsking(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
+	return s.countHit(ctx, key, now, increment, true)
+}
+
+func (s *Server) countHit(ctx context.Context, key protocol.BucketKey, now, increment int64, asking bool) (int64, error) {
 	c := getCall()
+	c.asking = asking
 	c.hit = protocol.CountHit{Key: key, Now: now, Increment: increment}
 	c.req = &c.hit
 	err := s.call(ctx, c, s.cfg.CallTimeout)
@@ -54,7 +65,17 @@ func (s *Server) CountHit(ctx context.Context, key protocol.BucketKey, now, incr
 
 // GetBucket reads the bucket key; nil, nil when there is none.
 func (s *Server) GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error) {
+	return s.getBucket(ctx, key, false)
+}
+
+// GetBucketAsking is GetBucket preceded by ASKING (see CountHitAsking).
+func (s *Server) GetBucketAsking(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error) {
+	return s.getBucket(ctx, key, true)
+}
+
+func (s *Server) getBucket(ctx context.Context, key protocol.BucketKey, asking bool) (*protocol.BucketInfo, error) {
 	c := getCall()
+	c.asking = asking
 	c.get = protocol.GetBucket{Key: key}
 	c.req = &c.get
 	err := s.call(ctx, c, s.cfg.CallTimeout)

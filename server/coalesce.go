@@ -42,8 +42,8 @@ func (s *Server) plan(f *flight, coalesce bool) {
 	}
 	for i, c := range calls {
 		h, ok := c.req.(*protocol.CountHit)
-		if !ok {
-			continue
+		if !ok || c.asking {
+			continue // an ASKING call goes alone
 		}
 		j, seen := s.last[h.Key]
 		switch {

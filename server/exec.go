@@ -24,6 +24,12 @@ func isNoScript(err error) bool {
 // slice and the key buffer are reused from call to call: redigo encodes the
 // arguments before Send returns.
 func (s *Server) send(conn redis.Conn, c *call, evalSource bool) error {
+	if c.asking {
+		// Its reply is read, and dropped, just before the call's (receive).
+		if err := conn.Send("ASKING"); err != nil {
+			return err
+		}
+	}
 	switch r := c.req.(type) {
 	case *protocol.CountHit:
 		cmd, script := "EVALSHA", countHitSHA

@@ -109,6 +109,14 @@ func (s *Server) receive(conn redis.Conn) {
 			f.due++
 			continue // a member: answered with its group
 		}
+		if f.calls[k].asking {
+			// ASKING's own +OK; an error reply to it leaves the call's
+			// reply to tell (a MOVED or ASK again).
+			if _, err := conn.Receive(); err != nil && conn.Err() != nil {
+				s.failAirborne(conn, err)
+				return
+			}
+		}
 		reply, err := conn.Receive()
 		if err != nil && conn.Err() != nil {
 			s.failAirborne(conn, err)
