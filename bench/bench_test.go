@@ -97,7 +97,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.duration != 200*time.Millisecond || len(cfg.callers) != 2 || cfg.callers[1] != 8 ||
-		len(cfg.workloads) != 1 || cfg.workloads[0].name != "hot" || len(cfg.drivers) != 4 {
+		len(cfg.workloads) != 1 || cfg.workloads[0].name != "hot" || len(cfg.drivers) != 5 {
 		t.Fatalf("parseFlags = %+v", cfg)
 	}
 	for _, bad := range [][]string{{"-callers", "8,1"}, {"-callers", "0"}, {"-workloads", "cold"}, {"-libs", "nope"}, {"extra"}} {

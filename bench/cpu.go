@@ -18,8 +18,9 @@ type cpuSample struct {
 	ours uint64
 }
 
-// sampleCPU reads /proc; ok is false where there is none.
-func sampleCPU(redisPid int) cpuSample {
+// sampleCPU reads /proc; redisPids are the redis-server processes whose CPU
+// counts as the benchmark's own. ok is false where there is no /proc.
+func sampleCPU(redisPids []int) cpuSample {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return cpuSample{}
@@ -44,9 +45,12 @@ func sampleCPU(redisPid int) cpuSample {
 			s.busy += n
 		}
 	}
-	self, ok1 := procTicks("self")
-	red, ok2 := procTicks(strconv.Itoa(redisPid))
-	s.ours, s.ok = self+red, ok1 && ok2
+	self, ok := procTicks("self")
+	s.ours, s.ok = self, ok
+	for _, pid := range redisPids {
+		red, ok := procTicks(strconv.Itoa(pid))
+		s.ours, s.ok = s.ours+red, s.ok && ok
+	}
 	return s
 }
 

@@ -21,6 +21,9 @@ type checker interface {
 type cellEnv struct {
 	// addr is the private redis-server, "127.0.0.1:port".
 	addr string
+	// seeds are the private cluster's nodes, for the cluster row; nil for
+	// the others.
+	seeds []string
 	// prefix starts every key of the cell, fresh for each cell.
 	prefix string
 	// callers is how many goroutines will call the checker at once.
@@ -47,6 +50,9 @@ type driver struct {
 	// pool and pipeline are a hammerredis row's PoolSize and MaxPipeline
 	// (0: default), so that the report can tell whether they took effect.
 	pool, pipeline int
+	// cluster is true for a row that runs against the private cluster
+	// (clusterMasters masters) instead of the single server.
+	cluster bool
 	// open returns a ready checker: connected, scripts loaded if the
 	// library does that up front.
 	open func(ctx context.Context, env cellEnv) (checker, error)
@@ -57,6 +63,7 @@ var drivers = []driver{
 	hammerDriver("hammer-pool1", "hammerredis pool 1, pipelined", 1, 0),
 	hammerDriver("hammer-nopipe", "hammerredis pool 1, no pipelining", 1, 1),
 	hammerDriver("hammer-pool4", fmt.Sprintf("hammerredis pool %d, pipelined", hammerPoolN), hammerPoolN, 0),
+	hammerClusterDriver,
 	redisRateDriver,
 	ululeDriver,
 	rueidisDriver,

@@ -40,26 +40,58 @@ func hammerDriver(key, name string, pool, pipeline int) driver {
 		api:      "hammer.New(backend).CheckRate(ctx, id, time.Minute, 1e9)",
 		settings: fmt.Sprintf("Options{ExpiryMs: 60000, PoolSize: %d, MaxPipeline: %s}, other fields default", pool, pipe),
 		open: func(ctx context.Context, env cellEnv) (checker, error) {
-			b, err := hammerredis.Start(hammerredis.Options{
+			return openHammer(ctx, hammerredis.Options{
 				ExpiryMs:    windowMs,
 				RedisURL:    "redis://" + env.addr,
 				KeyPrefix:   env.prefix,
 				PoolSize:    pool,
 				MaxPipeline: pipeline,
-				Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
-			if err != nil {
-				return nil, err
-			}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := b.WaitConnected(wctx); err != nil {
-				hammerredis.Stop(b)
-				return nil, fmt.Errorf("waiting for the connection: %w", err)
-			}
-			return &hammerChecker{b: b, lim: hammer.New(b)}, nil
 		},
 	}
+}
+
+// hammerClusterDriver runs hammerredis with default options against the
+// private cluster of clusterMasters masters, which the harness starts when
+// this row first runs.
+var hammerClusterDriver = driver{
+	name:    fmt.Sprintf("hammerredis cluster, %d masters", clusterMasters),
+	key:     "hammer-cluster",
+	modules: []string{"github.com/hammer-go/hammerredis"},
+	work: fmt.Sprintf("count_hit Lua script by EVALSHA on the master of the key's slot, one pipelining connection per "+
+		"master (%d), each with one replica; all nodes on this machine", clusterMasters),
+	cluster:  true,
+	api:      "hammer.New(backend).CheckRate(ctx, id, time.Minute, 1e9)",
+	settings: "Options{ExpiryMs: 60000, Cluster: &ClusterConfig{Addrs: the 6 nodes}}, other fields default",
+	open: func(ctx context.Context, env cellEnv) (checker, error) {
+		if len(env.seeds) == 0 {
+			return nil, fmt.Errorf("no cluster to run against")
+		}
+		return openHammer(ctx, hammerredis.Options{
+			ExpiryMs:  windowMs,
+			Cluster:   &hammerredis.ClusterConfig{Addrs: env.seeds},
+			KeyPrefix: env.prefix,
+			// Never the system Redis, should the cluster setting be ignored.
+			RedisURL: "redis://127.0.0.1:1",
+		})
+	},
+}
+
+// openHammer starts a backend with opts (and a warning-level logger) and
+// waits until it is connected.
+func openHammer(ctx context.Context, opts hammerredis.Options) (checker, error) {
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := hammerredis.Start(opts)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := b.WaitConnected(wctx); err != nil {
+		hammerredis.Stop(b)
+		return nil, fmt.Errorf("waiting for the connection: %w", err)
+	}
+	return &hammerChecker{b: b, lim: hammer.New(b)}, nil
 }
 
 type hammerChecker struct {

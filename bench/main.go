@@ -166,6 +166,28 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 		rep.logCeilings(progress, rep.ceilings)
 	}
 
+	// The cluster row's cluster starts when that row first runs, and stops
+	// at the end of the run.
+	single := singleTarget(srv)
+	var cluster *target
+	defer func() { cluster.stop() }()
+	targetOf := func(d driver) (*target, error) {
+		if !d.cluster {
+			return single, nil
+		}
+		if cluster == nil {
+			progress("bench: starting a private cluster of %d masters with one replica each", clusterMasters)
+			t0 := time.Now()
+			c, err := startClusterTarget()
+			if err != nil {
+				return nil, fmt.Errorf("starting the cluster: %w", err)
+			}
+			cluster, rep.clusterStart = c, time.Since(t0)
+			rep.clusterVersion, _ = c.servers[0].version()
+		}
+		return cluster, nil
+	}
+
 	n, budget := 0, cfg.reruns
 	for _, wl := range cfg.workloads {
 		for _, callers := range cfg.callers {
@@ -174,16 +196,22 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				res, err := runQuietCell(ctx, srv, cell{driver: d, workload: wl, callers: callers},
+				t0 := time.Now()
+				tgt, err := targetOf(d)
+				if err != nil {
+					return nil, err
+				}
+				res, err := runQuietCell(ctx, tgt, cell{driver: d, workload: wl, callers: callers},
 					fmt.Sprintf("b%d:", n), cfg, &budget, progress)
 				if err != nil {
 					return nil, fmt.Errorf("%s, %s, %d callers: %w", wl.name, d.name, callers, err)
 				}
+				res.took = time.Since(t0)
 				rep.results = append(rep.results, res)
 				progress("bench: %-6s %3d callers  %-36s %9s/s  p50 %7s  p99 %7s  %5.1f allocs  %3d conns  others %s cores%s",
 					wl.name, callers, d.name, fmtRate(res.rate()), fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.conns,
 					fmtCores(res.otherCPU), errorNote(res))
-				if err := srv.flushAll(); err != nil {
+				if err := tgt.flushAll(); err != nil {
 					return nil, err
 				}
 				runtime.GC()
@@ -220,8 +248,8 @@ const noisyRetries = 2
 // runQuietCell runs a cell, and runs it again, up to noisyRetries times and
 // while *budget lasts, when other processes took more than noisyCores of
 // the machine during it; it keeps the quietest measurement. Each run gets a
-// fresh prefix and an empty server.
-func runQuietCell(ctx context.Context, srv *redisServer, c cell, prefix string, cfg config, budget *int,
+// fresh prefix and an empty server (every master of the cluster emptied).
+func runQuietCell(ctx context.Context, srv *target, c cell, prefix string, cfg config, budget *int,
 	progress func(string, ...any)) (result, error) {
 	var best result
 	for attempt := 0; ; attempt++ {

@@ -125,3 +125,110 @@ func (s *redisServer) scriptRuns() (int64, error) {
 func (s *redisServer) loadScript(src string) (string, error) {
 	return redis.String(s.admin.Do("SCRIPT", "LOAD", src))
 }
+
+// clusterMasters is how many masters the cluster row's cluster has; each
+// has one replica (redistest's default).
+const clusterMasters = 3
+
+// target is where a cell's checks go: the private server, or the masters of
+// the private cluster. Its INFO figures are summed over its servers.
+type target struct {
+	// addr is the single server's address; seeds the cluster's nodes
+	// (nil for the single server).
+	addr  string
+	seeds []string
+	// servers are the servers the checks reach: the single server, or every
+	// master.
+	servers []*redisServer
+	// pids are every redis-server process of the target (replicas too),
+	// whose CPU counts as the benchmark's own.
+	pids []int
+	// cluster, when not nil, is stopped by stop.
+	cluster *redistest.Cluster
+}
+
+// singleTarget is the private server as a target.
+func singleTarget(s *redisServer) *target {
+	return &target{addr: s.addr, servers: []*redisServer{s}, pids: []int{s.srv.Pid()}}
+}
+
+// startClusterTarget starts a private cluster of clusterMasters masters with
+// one replica each and opens an admin connection to every master.
+func startClusterTarget() (_ *target, err error) {
+	c, err := redistest.StartCluster(redistest.ClusterOptions{Masters: clusterMasters})
+	if err != nil {
+		return nil, err
+	}
+	t := &target{seeds: c.Addrs(), cluster: c}
+	defer func() {
+		if err != nil {
+			t.stop()
+		}
+	}()
+	masters, err := c.Masters()
+	if err != nil {
+		return nil, err
+	}
+	if len(masters) != clusterMasters {
+		return nil, fmt.Errorf("cluster has %d masters, want %d", len(masters), clusterMasters)
+	}
+	for _, m := range masters {
+		admin, err := m.Dial()
+		if err != nil {
+			return nil, err
+		}
+		t.servers = append(t.servers, &redisServer{srv: m, addr: m.Addr(), admin: admin})
+	}
+	for _, n := range c.Nodes() {
+		t.pids = append(t.pids, n.Pid())
+	}
+	return t, nil
+}
+
+// stop closes a cluster target's admin connections and stops its nodes; it
+// leaves the single server alone (measure stops that).
+func (t *target) stop() {
+	if t == nil || t.cluster == nil {
+		return
+	}
+	for _, s := range t.servers {
+		s.admin.Close()
+	}
+	t.cluster.Stop()
+}
+
+// flushAll runs FLUSHALL on every server of the target (on a cluster, every
+// master; the replicas follow).
+func (t *target) flushAll() error {
+	for _, s := range t.servers {
+		if err := s.flushAll(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sum adds up one INFO figure over the target's servers.
+func (t *target) sum(f func(*redisServer) (int64, error)) (int64, error) {
+	var total int64
+	for _, s := range t.servers {
+		n, err := f(s)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func (t *target) readsProcessed() (int64, error) { return t.sum((*redisServer).readsProcessed) }
+
+func (t *target) scriptRuns() (int64, error) { return t.sum((*redisServer).scriptRuns) }
+
+func (t *target) connectedClients() (int, error) {
+	n, err := t.sum(func(s *redisServer) (int64, error) {
+		c, err := s.connectedClients()
+		return int64(c), err
+	})
+	return int(n), err
+}

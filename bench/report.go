@@ -22,6 +22,10 @@ type report struct {
 	results    []result
 	// goBench is the library's go test -bench run, nil when not run.
 	goBench *goBench
+	// clusterStart is how long starting the cluster row's cluster took, 0
+	// when it did not run; clusterVersion its masters' redis_version.
+	clusterStart   time.Duration
+	clusterVersion string
 }
 
 // defaultHammer is the key of the hammerredis row with default settings.
@@ -101,6 +105,7 @@ func (r *report) writeMarkdown(w io.Writer, charts map[string]string) {
 	for _, wl := range r.cfg.workloads {
 		r.writeWorkload(p, wl, charts[wl.name])
 	}
+	r.writeCapacity(p)
 	r.writeGoBench(p)
 	r.writeNotes(p)
 }
@@ -138,6 +143,12 @@ func (r *report) writeMethod(p printer) {
 		r.cfg.warmup, r.cfg.duration)
 	p("- **Noise**: a cell during which other processes (or the hypervisor) kept more than %.2f cores busy is measured "+
 		"again, up to %d more times and %d extra runs in all, and the quietest run is kept.", noisyCores, noisyRetries, r.cfg.reruns)
+	if r.hasCluster() {
+		p("- The **cluster row** (%s) runs against a private Redis Cluster of %d masters with one replica each, "+
+			"started once, when the row first runs, and stopped at the end; its INFO figures (connections, reads, "+
+			"script runs) are summed over the masters, its FLUSHALL goes to every master, and the CPU of all its "+
+			"nodes counts as the benchmark's own.", hammerClusterDriver.key, clusterMasters)
+	}
 	p("- **checks/s** is the checks completed during the measurement divided by its length.")
 	p("- **p50 / p99** are percentiles of the latency of one check, as the caller sees it, from a log-bucketed "+
 		"histogram (%d buckets per power of two: within about 3%%).", 1<<subBits)
@@ -274,7 +285,7 @@ func (r *report) writeWorkload(p printer, wl workload, chart string) {
 		return "–"
 	})
 	for _, d := range r.drivers() {
-		if d.peer {
+		if d.peer || d.cluster { // the cluster row is compared in Capacity
 			continue
 		}
 		row("*"+d.name+": vs fastest peer, % of ceiling*", func(n int) string {
@@ -474,6 +485,9 @@ func (r *report) effectNotes() []string {
 			continue
 		}
 		want := max(d.pool, 1)
+		if d.cluster {
+			want = clusterMasters // one connection per master
+		}
 		seen, maxPerRead := map[int]bool{}, 0.0
 		for _, res := range r.results {
 			if res.driver.key != d.key || res.checks == 0 {
@@ -519,6 +533,84 @@ func (r *report) effectNotes() []string {
 			r.cfg.workloads[1].name, r.cfg.workloads[0].name, strings.Join(more, ", "), r.cfg.callers[0], plural(r.cfg.callers[0])))
 	}
 	return notes
+}
+
+// hasCluster reports whether the cluster row is among the measured rows.
+func (r *report) hasCluster() bool {
+	for _, d := range r.drivers() {
+		if d.cluster {
+			return true
+		}
+	}
+	return false
+}
+
+// writeCapacity compares hammerredis with default settings on the single
+// server and on the cluster.
+func (r *report) writeCapacity(p printer) {
+	if !r.hasCluster() {
+		return
+	}
+	cl := hammerClusterDriver
+	p("## Capacity: one server against a %d-master cluster", clusterMasters)
+	p("")
+	p("hammerredis with default settings (%s) on the single server, and the same settings plus Cluster (%s) on a "+
+		"cluster of %d masters with one replica each, in the same run.", defaultHammer, cl.key, clusterMasters)
+	p("")
+	p("| workload | callers | 1 server (%s) | cluster (%s) | cluster / 1 server |", defaultHammer, cl.key)
+	p("|---|---|---|---|---|")
+	for _, wl := range r.cfg.workloads {
+		for _, n := range r.cfg.callers {
+			one, ok1 := r.find(defaultHammer, wl.name, n)
+			c, ok2 := r.find(cl.key, wl.name, n)
+			cell := func(res result, ok bool) string {
+				switch {
+				case !ok:
+					return "–"
+				case res.checks == 0:
+					return "failed"
+				}
+				return fmtRate(res.rate()) + "/s"
+			}
+			ratio := "–"
+			if ok1 && ok2 && one.checks > 0 && c.checks > 0 {
+				ratio = fmt.Sprintf("%.2f×", c.rate()/one.rate())
+			}
+			p("| %s | %d | %s | %s | %s |", wl.name, n, cell(one, ok1), cell(c, ok2), ratio)
+		}
+	}
+	p("")
+	nproc := max(r.machine.nproc, 1)
+	p("On this machine all %d cluster nodes (%d masters, %d replicas), the single server and the benchmark process "+
+		"share the same %d cores, so the cluster cannot show more capacity here than those cores allow; the replicas "+
+		"also apply every write, on the same cores.", 2*clusterMasters, clusterMasters, clusterMasters, nproc)
+	// The per-core figure: the single server row at 256 callers, or at the
+	// most callers measured.
+	n := r.cfg.callers[len(r.cfg.callers)-1]
+	for _, c := range r.cfg.callers {
+		if c == 256 {
+			n = c
+		}
+	}
+	for _, wl := range r.cfg.workloads {
+		if one, ok := r.find(defaultHammer, wl.name, n); ok && one.checks > 0 {
+			perCore := one.rate() / float64(nproc)
+			p("Single server, %s workload, %d callers: %s checks/s over %d cores, so %s checks/s per core (client and "+
+				"Redis together). For N machines with one master each, this predicts roughly N × %s checks/s, while "+
+				"the client side keeps up; this run does not measure that.",
+				wl.name, n, fmtRate(one.rate()), nproc, fmtRate(perCore), fmtRate(one.rate()))
+		}
+	}
+	var took time.Duration
+	for _, res := range r.results {
+		if res.driver.cluster {
+			took += res.took
+		}
+	}
+	p("")
+	p("The cluster took %s to start; the cluster row took %s of this run in all, its start included.",
+		r.clusterStart.Round(100*time.Millisecond), took.Round(100*time.Millisecond))
+	p("")
 }
 
 // plural returns "s" unless n is 1.

@@ -49,6 +49,9 @@ type result struct {
 	// reads is how many socket reads Redis made during the measurement
 	// (INFO stats total_reads_processed), 0 when unknown.
 	reads int64
+	// took is the wall time of the cell, reruns, opening and closing
+	// included (and the cluster's start for the cell that started it).
+	took time.Duration
 }
 
 // scriptsPerCheck returns how many Lua scripts Redis ran per check: 1 for a
@@ -98,9 +101,9 @@ type callerStats struct {
 // checker. Only the checks that complete during the measurement count.
 // Recording a check allocates nothing, so allocs are the driver's own
 // (client goroutines included).
-func runCell(ctx context.Context, srv *redisServer, c cell, prefix string, warmup, duration time.Duration) (result, error) {
+func runCell(ctx context.Context, srv *target, c cell, prefix string, warmup, duration time.Duration) (result, error) {
 	res := result{cell: c}
-	chk, err := c.driver.open(ctx, cellEnv{addr: srv.addr, prefix: prefix, callers: c.callers})
+	chk, err := c.driver.open(ctx, cellEnv{addr: srv.addr, seeds: srv.seeds, prefix: prefix, callers: c.callers})
 	if err != nil {
 		return res, fmt.Errorf("%s: open: %w", c.driver.name, err)
 	}
@@ -149,7 +152,7 @@ func runCell(ctx context.Context, srv *redisServer, c cell, prefix string, warmu
 	sleep(ctx, warmup)
 	reads0, rerr := srv.readsProcessed()
 	scripts0, serr := srv.scriptRuns()
-	cpu0 := sampleCPU(srv.srv.Pid())
+	cpu0 := sampleCPU(srv.pids)
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	start := time.Now()
@@ -164,7 +167,7 @@ func runCell(ctx context.Context, srv *redisServer, c cell, prefix string, warmu
 	runtime.ReadMemStats(&m1)
 	reads1, rerr1 := srv.readsProcessed()
 	scripts1, serr1 := srv.scriptRuns()
-	res.otherCPU = cpu0.othersCores(sampleCPU(srv.srv.Pid()), runtime.NumCPU())
+	res.otherCPU = cpu0.othersCores(sampleCPU(srv.pids), runtime.NumCPU())
 	phase.Store(phaseStop)
 	if rerr == nil && rerr1 == nil {
 		res.reads = reads1 - reads0

@@ -42,7 +42,7 @@ func (r *report) targets() []targetRow {
 	var rows []targetRow
 	var hammers []driver
 	for _, d := range r.drivers() {
-		if !d.peer {
+		if !d.peer && !d.cluster { // the targets are about one server
 			hammers = append(hammers, d)
 		}
 	}

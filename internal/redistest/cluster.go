@@ -444,6 +444,8 @@ func (c *Cluster) Stop() {
 // Slot returns the hash slot of key as Redis computes it: CRC16 (XMODEM) of
 // the key, or of its hash tag — the text between its first "{" and the first
 // "}" after it, when not empty — modulo 16384.
+// (protocol.Slot is the library's; this copy keeps redistest free of
+// protocol, whose own tests use redistest.)
 func Slot(key string) int {
 	if i := strings.IndexByte(key, '{'); i >= 0 {
 		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
