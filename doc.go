@@ -55,6 +55,14 @@
 // queue order. Calls for one id always go to the same goroutine, so they stay
 // in order.
 //
+// # Topologies
+//
+// Options.RedisURL or RedisConfig name one server. Options.Sentinel finds
+// the master through Redis Sentinel and follows failovers. Options.Cluster
+// talks to a Redis Cluster: one server goroutine per master, calls routed by
+// their key's slot, MOVED and ASK followed. Options.HashTagKeys keeps all of
+// an id's buckets in one cluster slot, at the price of the Elixir layout.
+//
 // # Failures
 //
 // The backend's calls are safe for concurrent use and never wait past their
