@@ -52,6 +52,7 @@ type clusterRouter struct {
 	tree     *suture.Supervisor
 	logger   *slog.Logger
 	every    time.Duration
+	kick     chan struct{} // a call found its master unreachable: refresh soon
 
 	updating sync.Mutex // one refresh at a time
 	mu       sync.RWMutex
@@ -74,7 +75,7 @@ func newClusterRouter(c *ClusterConfig, rc RedisConfig, opts []redis.DialOption,
 		dialOpts: append([]redis.DialOption{redis.DialConnectTimeout(rc.ConnectTimeout),
 			redis.DialReadTimeout(rc.ReadTimeout), redis.DialWriteTimeout(rc.WriteTimeout)}, opts...),
 		template: template, tree: tree, logger: logger, every: every,
-		nodes: map[string]*server.Server{}, ready: make(chan struct{}),
+		nodes: map[string]*server.Server{}, ready: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
 }
 
@@ -264,6 +265,14 @@ func clusterCall[T any](ctx context.Context, r *clusterRouter, key BucketKey, la
 			return zero, fmt.Errorf("%w: the cluster's slot map is not known yet", ErrClosed)
 		}
 		v, err := call(srv, false)
+		if errors.Is(err, ErrClosed) {
+			// Its master may be gone: have the map re-read soon, without
+			// waiting for the next HealthCheckInterval.
+			select {
+			case r.kick <- struct{}{}:
+			default:
+			}
+		}
 		moved, ask := redirect(err)
 		switch {
 		case ask != "":
@@ -283,8 +292,13 @@ func clusterCall[T any](ctx context.Context, r *clusterRouter, key BucketKey, la
 	}
 }
 
-// topology refreshes the slot map every HealthCheckInterval (a redirected
-// call refreshes it at once, itself), and retries while no node answers.
+// kickEvery spaces the refreshes that calls ask for when their master is
+// unreachable.
+const kickEvery = 100 * time.Millisecond
+
+// topology refreshes the slot map every HealthCheckInterval, within
+// kickEvery when a call finds its master unreachable (a redirected call
+// refreshes it at once, itself), and retries while no node answers.
 type topology struct{ r *clusterRouter }
 
 func (t topology) String() string { return "hammerredis cluster topology" }
@@ -303,6 +317,16 @@ func (t topology) Serve(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		case <-t.r.kick:
+			// At most one kicked refresh per kickEvery: while a master is
+			// down, every call for its slots kicks.
+			wait := time.NewTimer(kickEvery)
+			select {
+			case <-ctx.Done():
+				wait.Stop()
+				return ctx.Err()
+			case <-wait.C:
+			}
 		}
 	}
 }
