@@ -1,4 +1,4 @@
-package protocol
+package protocol_test
 
 import (
 	"math/rand/v2"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // globMatch is Redis's glob matcher, stringmatchlen in src/util.c (case
@@ -294,12 +295,12 @@ var patternIDs = []string{
 func TestDeletePatternWithRedis(t *testing.T) {
 	srv := redistest.New(t)
 	conn := srv.Conn(t)
-	prefixes := []string{DefaultKeyPrefix, "", "p?[", `*\`, "{x}:"}
+	prefixes := []string{protocol.DefaultKeyPrefix, "", "p?[", `*\`, "{x}:"}
 	var keys []string
 	for _, prefix := range prefixes {
 		for _, id := range patternIDs {
 			for _, b := range []int64{-1, 0, 7} {
-				keys = append(keys, Key(prefix, BucketKey{b, id}))
+				keys = append(keys, protocol.Key(prefix, protocol.BucketKey{b, id}))
 			}
 		}
 	}
@@ -314,7 +315,7 @@ func TestDeletePatternWithRedis(t *testing.T) {
 	}
 	for _, prefix := range prefixes {
 		for _, id := range patternIDs {
-			pattern := DeletePattern(prefix, id)
+			pattern := protocol.DeletePattern(prefix, id)
 			var got []string
 			for cursor := "0"; ; {
 				reply, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
@@ -342,17 +343,17 @@ func TestDeletePatternWithRedis(t *testing.T) {
 				}
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("SCAN MATCH DeletePattern(%q, %q) = %q, want the keys starting with %q: %q",
+				t.Errorf("SCAN MATCH protocol.DeletePattern(%q, %q) = %q, want the keys starting with %q: %q",
 					prefix, id, got, prefix+id+":", want)
 			}
 			for _, k := range got {
-				if IsBucketOf(prefix, id, k) {
+				if protocol.IsBucketOf(prefix, id, k) {
 					own = append(own, k)
 				}
 			}
 			var wantOwn []string
 			for _, b := range []int64{-1, 0, 7} {
-				wantOwn = append(wantOwn, Key(prefix, BucketKey{b, id}))
+				wantOwn = append(wantOwn, protocol.Key(prefix, protocol.BucketKey{b, id}))
 			}
 			slices.Sort(wantOwn)
 			if !slices.Equal(own, wantOwn) {
@@ -369,14 +370,14 @@ func TestDeletePatternWithRedis(t *testing.T) {
 // delete_buckets(idX) deletes one (SCAN MATCH, then IsBucketOf) only if
 // idX == idY.
 func FuzzDeletePattern(f *testing.F) {
-	f.Add(DefaultKeyPrefix, "a", "a:b", int64(1))
-	f.Add(DefaultKeyPrefix, "x*", "xy", int64(-1))
+	f.Add(protocol.DefaultKeyPrefix, "a", "a:b", int64(1))
+	f.Add(protocol.DefaultKeyPrefix, "x*", "xy", int64(-1))
 	f.Add("", "", ":5", int64(3))
 	f.Add(`p?[`, `a]\b`, `a]\b`, int64(0))
 	f.Add("*", "[^a]", "b", int64(-9223372036854775808))
 	f.Fuzz(func(t *testing.T, prefix, idX, idY string, bucket int64) {
-		pattern := DeletePattern(prefix, idX)
-		key := Key(prefix, BucketKey{bucket, idY})
+		pattern := protocol.DeletePattern(prefix, idX)
+		key := protocol.Key(prefix, protocol.BucketKey{bucket, idY})
 		for _, signed := range []bool{true, false} {
 			// Also idY taken as any key at all.
 			for _, k := range []string{key, idY} {
@@ -384,7 +385,7 @@ func FuzzDeletePattern(f *testing.F) {
 					t.Fatalf("SCAN MATCH %q on key %q: matched %v, want %v (signed char %v)", pattern, k, got, want, signed)
 				}
 			}
-			deleted := keysMatch(pattern, key, signed) && IsBucketOf(prefix, idX, key)
+			deleted := keysMatch(pattern, key, signed) && protocol.IsBucketOf(prefix, idX, key)
 			if deleted != (idX == idY) {
 				t.Fatalf("delete_buckets(prefix %q, id %q) deletes the bucket %d of id %q (key %q): %v, want %v",
 					prefix, idX, bucket, idY, key, deleted, idX == idY)

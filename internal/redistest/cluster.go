@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hammer-go/hammerredis/protocol"
 	"net"
 	"os/exec"
 	"slices"
@@ -441,33 +442,5 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Slot returns the hash slot of key as Redis computes it: CRC16 (XMODEM) of
-// the key, or of its hash tag — the text between its first "{" and the first
-// "}" after it, when not empty — modulo 16384.
-// (protocol.Slot is the library's; this copy keeps redistest free of
-// protocol, whose own tests use redistest.)
-func Slot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(crc16(key)) % SlotCount
-}
-
-// crc16 is CRC-16/XMODEM: polynomial 0x1021, initial value 0, no
-// reflection, the checksum of Redis Cluster's key hashing.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
+// Slot returns the hash slot of key as Redis computes it (protocol.Slot).
+func Slot(key string) int { return protocol.Slot(key) }
