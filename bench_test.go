@@ -14,20 +14,12 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/server"
 )
 
 // countHitLua is the backend's count_hit script, for the bare redigo
 // baseline.
-var countHitLua = redis.NewScript(1, `
-local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
-redis.call('HSET', KEYS[1], 'updated', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if count >= 9007199254740992 or count <= -9007199254740992 then
-  return redis.call('HMGET', KEYS[1], 'count')[1]
-end
-return count
-`)
+var countHitLua = redis.NewScript(1, server.CountHitLua)
 
 var benchIDs = func() []string {
 	ids := make([]string, 100_000)

@@ -5,30 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
-
-// TestScriptMatchesLibrary keeps countHitLua the library's count_hit
-// script, so that the redigo and rueidis rows and the ceiling do the same
-// Redis work as hammerredis.
-func TestScriptMatchesLibrary(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "server", "script.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile("(?s)`([^`]*)`").FindAllSubmatch(src, -1) {
-		if bytes.Contains(m[1], []byte("HINCRBY")) {
-			if got := string(m[1]); got != countHitLua {
-				t.Fatalf("server/script.go's script =\n%s\nbench's countHitLua =\n%s\nwant them equal: copy the library's", got, countHitLua)
-			}
-			return
-		}
-	}
-	t.Fatal("no raw string with HINCRBY in ../server/script.go: where did the count_hit script go?")
-}
 
 func TestHistogramBuckets(t *testing.T) {
 	for v := uint64(0); v < 1<<20; v += 1 + v/97 {

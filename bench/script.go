@@ -3,12 +3,13 @@ package main
 import (
 	"strconv"
 	"time"
+
+	"github.com/hammer-go/hammerredis/server"
 )
 
-// countHitLua is the count_hit script of hammerredis (server/script.go),
-// byte for byte; TestScriptMatchesLibrary keeps the two in step. The redigo
-// and rueidis drivers and the redis-benchmark ceiling run it, so every one of
-// them does the Redis work of one hammerredis check.
+// countHitLua is the count_hit script of hammerredis. The redigo and rueidis
+// drivers and the redis-benchmark ceiling run it, so every one of them does
+// the Redis work of one hammerredis check.
 //
 //	KEYS[1] the bucket key, <prefix><id>:<bucket>
 //	ARGV[1] now, ms since the Unix epoch
@@ -16,16 +17,7 @@ import (
 //	ARGV[3] the TTL in seconds (61 for a 60 s window)
 //
 // It returns the bucket's new count.
-const countHitLua = `
-local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
-redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
-redis.call('HSET', KEYS[1], 'updated', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if count >= 9007199254740992 or count <= -9007199254740992 then
-  return redis.call('HMGET', KEYS[1], 'count')[1]
-end
-return count
-`
+const countHitLua = server.CountHitLua
 
 // The decision every driver makes: at most limit hits per window, a limit
 // so high that every check is allowed, so that what is measured is the

@@ -16,9 +16,11 @@ import "github.com/gomodule/redigo/redis"
 // Unlike MULTI/EXEC, an error in HINCRBY
 // (WRONGTYPE, overflow) aborts the script before anything is written, so a
 // key of another type keeps its TTL untouched.
-var countHitScript = redis.NewScript(1, countHitLua)
+var countHitScript = redis.NewScript(1, CountHitLua)
 
-const countHitLua = `
+// CountHitLua is the count_hit script's source, for tools that must do the
+// same Redis work as the backend (benchmarks of bare clients).
+const CountHitLua = `
 local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
@@ -32,7 +34,7 @@ return count
 // The script's EVALSHA and EVAL arguments, boxed once.
 var (
 	countHitSHA    any = countHitScript.Hash()
-	countHitSource any = countHitLua
+	countHitSource any = CountHitLua
 )
 
 // coalescedScript is count_hit for several hits on one bucket at once (see
