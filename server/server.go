@@ -494,13 +494,7 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 			case <-tick: // busy: no PING needed, but a stale connection still goes
 				if err := s.checkStale(ctx); err != nil {
 					conn.Close()
-					s.failAirborne(conn, err)
-					failUnsent(s.batch)
-					s.batch = s.batch[:0]
-					if s.barrier != nil {
-						failUnsent([]*call{s.barrier})
-						s.barrier = nil
-					}
+					s.failTaken(conn, err)
 					return err
 				}
 			default:
@@ -518,13 +512,22 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 			s.runBarrier(conn)
 		}
 		if err := conn.Err(); err != nil {
-			s.failAirborne(conn, err)
-			failUnsent(s.batch)
-			if s.barrier != nil {
-				failUnsent([]*call{s.barrier})
-			}
+			s.failTaken(conn, err)
 			return err
 		}
+	}
+}
+
+// failTaken answers every call the server holds when the connection goes:
+// those in the air have an unknown outcome, the others were never sent.
+func (s *Server) failTaken(conn redis.Conn, err error) {
+	s.failAirborne(conn, err)
+	failUnsent(s.batch)
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	if s.barrier != nil {
+		failUnsent([]*call{s.barrier})
+		s.barrier = nil
 	}
 }
 

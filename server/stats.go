@@ -112,11 +112,12 @@ type stats struct {
 	latBuckets   [latencyBuckets]atomic.Uint64 // not cumulative
 }
 
+// opIndex: calls hold their request by pointer (see call).
 func opIndex(req protocol.Request) int {
 	switch req.(type) {
-	case *protocol.CountHit, protocol.CountHit:
+	case *protocol.CountHit:
 		return 0
-	case *protocol.GetBucket, protocol.GetBucket:
+	case *protocol.GetBucket:
 		return 1
 	default:
 		return 2
