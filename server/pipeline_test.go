@@ -554,3 +554,23 @@ func TestStaleConnectionIsReplaced(t *testing.T) {
 		s.Stop()
 	})
 }
+
+func TestRedialReplacesTheServingConnection(t *testing.T) {
+	old := &fakeConn{do: okDo}
+	fresh := &fakeConn{do: okDo}
+	h := run(t, Config{}, old, fresh)
+	h.connected(t)
+	h.s.Redial("the sentinels name 10.0.0.2:6379 now")
+	err := <-h.errc
+	assert.ErrorContains(t, err, "the sentinels name 10.0.0.2:6379 now")
+	assert.Error(t, old.Err(), "the old connection is closed")
+	go func() { h.errc <- h.s.Serve(context.Background()) }() // the supervisor's restart
+	require.NoError(t, h.s.WaitConnected(context.Background()))
+	_, err = h.s.Do(context.Background(), countHit("a"))
+	assert.NoError(t, err, "served by the new connection")
+	select {
+	case err := <-h.errc:
+		t.Fatalf("a Redial made before the connection was dialed replaced it: %v", err)
+	default:
+	}
+}

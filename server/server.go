@@ -185,6 +185,12 @@ type Server struct {
 
 	stats stats
 
+	// Redial asks the serving connection to go: redialGen counts the
+	// requests, redialWake wakes an idle loop.
+	redialGen    atomic.Uint64
+	redialWake   chan struct{}
+	redialReason atomic.Pointer[string]
+
 	serveMu   sync.Mutex
 	serveDone chan struct{} // non-nil while Serve runs; closed when it returns
 
@@ -227,6 +233,8 @@ func New(cfg Config) (*Server, error) {
 		ttl:      protocol.ExpirySeconds(cfg.ExpiryMs),
 		requests: make(chan *call, cfg.QueueSize),
 		notify:   make(chan struct{}),
+
+		redialWake: make(chan struct{}, 1),
 	}
 	s.ttlArg = s.ttl
 	s.stopCtx, s.stopFunc = context.WithCancel(context.Background())
@@ -274,6 +282,34 @@ func (s *Server) WaitConnected(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Redial asks Serve to drop the connection it serves on, if it has one, and
+// dial again: the address it dialed is no longer the one to use (the
+// sentinels named another master). Calls in the air on that connection get
+// ErrDisconnected; queued calls wait for the next connection. A connection
+// dialed after Redial was called is kept. Any goroutine may call it; it
+// never blocks.
+func (s *Server) Redial(reason string) {
+	s.redialReason.Store(&reason)
+	s.redialGen.Add(1)
+	select {
+	case s.redialWake <- struct{}{}:
+	default:
+	}
+}
+
+// redialErr reports whether Redial was called since generation gen was
+// read, before the serving connection was dialed.
+func (s *Server) redialErr(gen uint64) error {
+	if s.redialGen.Load() == gen {
+		return nil
+	}
+	why := "asked to redial"
+	if p := s.redialReason.Load(); p != nil {
+		why = *p
+	}
+	return fmt.Errorf("replacing the connection: %s", why)
 }
 
 // Stopped reports whether the server was stopped for good.
@@ -341,6 +377,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 		}
 	}()
 
+	gen := s.redialGen.Load() // a Redial from now on replaces this connection
 	conn, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -366,7 +403,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
 
-	err = s.loop(ctx, conn)
+	err = s.loop(ctx, conn, gen)
 	if time.Since(born) >= stableAfter {
 		s.failures = 0
 	} else {
@@ -461,7 +498,7 @@ func (s *Server) backoff(n int) time.Duration {
 // already queued, writing them as flights and reading replies, so that a
 // lone caller is served at once and callers that queue up meanwhile share
 // writes (see flight.go).
-func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
+func (s *Server) loop(ctx context.Context, conn redis.Conn, gen uint64) error {
 	var tick <-chan time.Time
 	if s.cfg.HealthCheckInterval > 0 {
 		t := time.NewTicker(s.cfg.HealthCheckInterval)
@@ -488,16 +525,25 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn) error {
 					return err
 				}
 				continue
-			}
-		} else {
-			select {
-			case <-tick: // busy: no PING needed, but a stale connection still goes
-				if err := s.checkStale(ctx); err != nil {
-					conn.Close()
-					s.failTaken(conn, err)
+			case <-s.redialWake:
+				if err := s.redialErr(gen); err != nil {
 					return err
 				}
-			default:
+				continue
+			}
+		} else {
+			err := s.redialErr(gen)
+			if err == nil {
+				select {
+				case <-tick: // busy: no PING needed, but a stale connection still goes
+					err = s.checkStale(ctx)
+				default:
+				}
+			}
+			if err != nil {
+				conn.Close()
+				s.failTaken(conn, err)
+				return err
 			}
 		}
 		s.drain()
