@@ -79,6 +79,11 @@ func IsBucketOf(prefix, id, key string) bool {
 	return err == nil && strconv.FormatInt(n, 10) == rest
 }
 
+// MaxExpiryMs bounds a backend's ExpiryMs: 100 years. Past it Redis
+// refuses the TTL (EXPIRE overflows near 2^63 ms), and no rate window is
+// that long.
+const MaxExpiryMs int64 = 100 * 36525 * 24 * 3600 * 1000 / 100
+
 // ExpirySeconds returns the TTL in seconds set on a bucket on every hit:
 // round(expiryMs/1000 + 1), rounding half away from zero, as the Elixir
 // library computes it (60000 -> 61, 1500 -> 3, 1499 -> 2, 500 -> 2).
