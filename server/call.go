@@ -23,24 +23,21 @@ const (
 // reply. Calls are pooled: a call goes back to the pool only once its caller
 // has read the answer, when neither the server nor the queue refers to it.
 type call struct {
-	// req points at hit, get or del: a pointer in an interface costs no
+	// req points at hit or get: a pointer in an interface costs no
 	// allocation, and the server's type switch sees one closed set.
 	req protocol.Request
 	hit protocol.CountHit
 	get protocol.GetBucket
-	del protocol.DeleteBuckets
 
-	asking   bool      // send ASKING first (a Redis Cluster ASK redirect)
-	deadline time.Time // when the caller stops waiting
-	state    atomic.Int32
-	done     chan struct{} // buffered by one: answering never blocks
-	timer    *time.Timer   // the call timeout, stopped when idle
+	asking bool // send ASKING first (a Redis Cluster ASK redirect)
+	state  atomic.Int32
+	done   chan struct{} // buffered by one: answering never blocks
+	timer  *time.Timer   // the call timeout, stopped when idle
 
 	// The reply, written by the server before it signals done.
-	count   int64
-	bucket  *protocol.BucketInfo
-	deleted int64
-	err     error
+	count  int64
+	bucket *protocol.BucketInfo
+	err    error
 	// received is set by the caller once it has read done: only then is
 	// the call free of the server and the queue.
 	received bool
@@ -66,9 +63,9 @@ func (c *call) release() {
 	if !c.received {
 		return
 	}
-	c.req, c.hit, c.get, c.del = nil, protocol.CountHit{}, protocol.GetBucket{}, protocol.DeleteBuckets{}
-	c.count, c.bucket, c.deleted, c.err = 0, nil, 0, nil
-	c.deadline, c.received, c.asking = time.Time{}, false, false
+	c.req, c.hit, c.get = nil, protocol.CountHit{}, protocol.GetBucket{}
+	c.count, c.bucket, c.err = 0, nil, nil
+	c.received, c.asking = false, false
 	callPool.Put(c)
 }
 
@@ -79,18 +76,15 @@ func (c *call) take() bool { return c.state.CompareAndSwap(callQueued, callTaken
 // has it and will answer.
 func (c *call) abandon() bool { return c.state.CompareAndSwap(callQueued, callAbandoned) }
 
-// gone reports whether the caller has stopped waiting for a taken call.
-func (c *call) gone(now time.Time) bool { return !c.deadline.IsZero() && now.After(c.deadline) }
-
 // answer replies to a taken call, once; later answers are dropped. The
 // caller reads the reply fields only after done, so writing them after the
 // state change is safe.
-func (c *call) answer(count int64, bucket *protocol.BucketInfo, deleted int64, err error) {
+func (c *call) answer(count int64, bucket *protocol.BucketInfo, err error) {
 	if c.state.CompareAndSwap(callTaken, callAnswered) {
-		c.count, c.bucket, c.deleted, c.err = count, bucket, deleted, err
+		c.count, c.bucket, c.err = count, bucket, err
 		c.done <- struct{}{}
 	}
 }
 
 // fail answers the call with err.
-func (c *call) fail(err error) { c.answer(0, nil, 0, err) }
+func (c *call) fail(err error) { c.answer(0, nil, err) }

@@ -87,21 +87,6 @@ func (s *Server) getBucket(ctx context.Context, key protocol.BucketKey, asking b
 	return b, err
 }
 
-// DeleteBuckets deletes the buckets of id and returns how many keys went;
-// on an error, how many went before it.
-func (s *Server) DeleteBuckets(ctx context.Context, id string) (int64, error) {
-	c := getCall()
-	c.del = protocol.DeleteBuckets{ID: id}
-	c.req = &c.del
-	err := s.call(ctx, c, s.cfg.DeleteBucketsTimeout)
-	var n int64
-	if c.received {
-		n = c.deleted
-	}
-	c.release()
-	return n, err
-}
-
 // call validates c, queues it, waits for its answer and records it in the
 // stats. The reply fields of c hold the server's answer when c.received.
 func (s *Server) call(ctx context.Context, c *call, timeout time.Duration) error {
@@ -122,18 +107,15 @@ func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.
 		// Done already: never queue it (the select below might).
 		return waitErr(ctx, c.req)
 	}
-	inc := s.live.Load()
-	if inc == nil {
-		return s.closedErr()
-	}
 	var expired <-chan time.Time // the call timeout, unless ctx ends first
-	c.deadline = now.Add(timeout)
-	if d, ok := ctx.Deadline(); ok && !d.After(c.deadline) {
-		c.deadline = d // the caller's deadline comes first: its error is the caller's
-	} else {
+	if d, ok := ctx.Deadline(); !ok || d.After(now.Add(timeout)) {
 		c.timer.Reset(timeout)
 		defer c.timer.Stop()
 		expired = c.timer.C
+	}
+	inc, err := s.connection(ctx, expired, c.req)
+	if err != nil {
+		return err
 	}
 
 	select {
@@ -172,6 +154,29 @@ func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.
 		c.abandon()
 		return callTimeoutErr(c.req)
 	}
+}
+
+// connection returns the connection's incarnation for a call. Before the
+// server's first connection attempt has ended it waits for that attempt, so
+// that the calls made right after Start do not fail; after that, while no
+// connection is up, the call fails at once with ErrClosed.
+func (s *Server) connection(ctx context.Context, expired <-chan time.Time, req protocol.Request) (*incarnation, error) {
+	if inc := s.live.Load(); inc != nil {
+		return inc, nil
+	}
+	select {
+	case <-s.tried:
+	case <-s.stopCtx.Done():
+		return nil, protocol.ErrStopped
+	case <-ctx.Done():
+		return nil, waitErr(ctx, req)
+	case <-expired:
+		return nil, callTimeoutErr(req)
+	}
+	if inc := s.live.Load(); inc != nil {
+		return inc, nil
+	}
+	return nil, s.downErr()
 }
 
 func callTimeoutErr(req protocol.Request) error {

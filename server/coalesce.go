@@ -109,6 +109,6 @@ func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any) {
 			continue
 		}
 		after -= c.req.(*protocol.CountHit).Increment
-		c.answer(total-after, nil, 0, nil)
+		c.answer(total-after, nil, nil)
 	}
 }

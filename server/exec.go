@@ -5,15 +5,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/hammer-go/hammerredis/protocol"
 )
-
-// scanCount is the SCAN COUNT hint of delete_buckets: large keyspaces take
-// few round trips.
-const scanCount = 1000
 
 func isNoScript(err error) bool {
 	var rerr redis.Error
@@ -74,14 +69,14 @@ func (s *Server) finish(conn redis.Conn, c *call, reply any, err error) {
 			c.fail(s.callErr(conn, c.req, err))
 			return
 		}
-		c.answer(n, nil, 0, nil)
+		c.answer(n, nil, nil)
 	case *protocol.GetBucket:
 		b, err := decodeBucket(r.Key, reply)
 		if err != nil {
 			c.fail(s.callErr(conn, c.req, err))
 			return
 		}
-		c.answer(0, b, 0, nil)
+		c.answer(0, b, nil)
 	}
 }
 
@@ -99,85 +94,6 @@ func failUnsent(calls []*call) {
 	for _, c := range calls {
 		c.fail(fmt.Errorf("%w (%s): the connection broke before the call was sent", protocol.ErrClosed, c.req.Op()))
 	}
-}
-
-// deleteBuckets scans for the id's keys and deletes them batch by batch. It
-// stops early, with the count so far, once its caller has stopped waiting.
-func (s *Server) deleteBuckets(conn redis.Conn, req protocol.DeleteBuckets, c *call) (int64, error) {
-	pattern := s.layout().DeletePattern(req.ID)
-	var deleted int64
-	cursor := "0"
-	for {
-		reply, err := conn.Do("SCAN", cursor, "MATCH", pattern, "COUNT", scanCount)
-		if err != nil {
-			return deleted, err
-		}
-		next, keys, err := decodeScan(reply)
-		if err != nil {
-			return deleted, err
-		}
-		args := make([]any, 0, len(keys))
-		for _, k := range keys {
-			// The pattern is escaped, but "a:*" still matches id "a:b"'s keys.
-			if s.layout().IsBucketOf(req.ID, k) {
-				args = append(args, k)
-			}
-		}
-		n, err := s.del(conn, args)
-		deleted += n
-		if err != nil {
-			return deleted, err
-		}
-		if next == "0" {
-			return deleted, nil
-		}
-		if c.gone(time.Now()) {
-			return deleted, fmt.Errorf("%w: stopped after deleting %d keys", errCallGone, deleted)
-		}
-		cursor = next
-	}
-}
-
-var errCallGone = errors.New("the caller stopped waiting")
-
-// del deletes keys: one DEL, or on a cluster node, where one DEL may only
-// name keys of one slot, a DEL per key, pipelined.
-func (s *Server) del(conn redis.Conn, keys []any) (int64, error) {
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	if !s.cfg.Cluster {
-		reply, err := conn.Do("DEL", keys...)
-		if err != nil {
-			return 0, err
-		}
-		return decodeInt("DEL", reply)
-	}
-	for _, k := range keys {
-		if err := conn.Send("DEL", k); err != nil {
-			return 0, err
-		}
-	}
-	if err := conn.Flush(); err != nil {
-		return 0, err
-	}
-	var deleted int64
-	var first error
-	for range keys {
-		reply, err := conn.Receive()
-		if err == nil {
-			var n int64
-			n, err = decodeInt("DEL", reply)
-			deleted += n
-		}
-		if err != nil && conn.Err() != nil {
-			return deleted, err
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return deleted, first
 }
 
 // callErr classifies the error of a taken call. A Redis error reply leaves
@@ -199,8 +115,6 @@ func (s *Server) callErr(conn redis.Conn, req protocol.Request, err error) error
 		return fmt.Errorf("%w (%s): %w", protocol.ErrClosed, op, err)
 	case errors.As(err, &rerr):
 		return fmt.Errorf("%w (%s): %w", protocol.ErrRedis, op, err)
-	case errors.Is(err, errCallGone):
-		return fmt.Errorf("%w (%s): %w", protocol.ErrTimeout, op, err)
 	default:
 		return fmt.Errorf("hammerredis (%s): %w", op, err)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"github.com/gomodule/redigo/redis"
-	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // Pipelining. The server goroutine keeps writing while replies come back:
@@ -10,9 +9,8 @@ import (
 // written in one go, as soon as there are at least half as many of them as
 // calls still in the air, so Redis always has the next commands waiting
 // without a write for every call. Replies are read in order; each answers its
-// call (or its coalesced group). A DeleteBuckets needs several round trips of
-// its own: it waits until every flight has landed, and holds the queue
-// behind it meanwhile.
+// call (or its coalesced group). DeleteBuckets does not go through the
+// pipeline: it runs on a connection of its own (delete.go).
 
 // flight is one pipelined write of calls, waiting for its replies.
 type flight struct {
@@ -35,29 +33,16 @@ type flight struct {
 func (s *Server) airborne() bool { return len(s.flights) > 0 }
 
 // drain takes the calls already queued, without waiting, until the flights
-// in the air and the batch hold MaxPipeline calls, or a DeleteBuckets comes
-// up: that one becomes the barrier, and the queue waits behind it.
+// in the air and the batch hold MaxPipeline calls.
 func (s *Server) drain() {
-	for s.barrier == nil && s.inAir+len(s.batch) < s.cfg.MaxPipeline {
+	for s.inAir+len(s.batch) < s.cfg.MaxPipeline {
 		select {
 		case c := <-s.requests:
-			if !c.take() {
-				continue // its caller has left: never send it
-			}
-			if isDelete(c) {
-				s.barrier = c
-			} else {
-				s.batch = append(s.batch, c)
-			}
+			s.take(c)
 		default:
 			return
 		}
 	}
-}
-
-func isDelete(c *call) bool {
-	_, ok := c.req.(*protocol.DeleteBuckets)
-	return ok
 }
 
 // launch writes calls as one flight and flushes them. On a write error it
@@ -124,7 +109,7 @@ func (s *Server) receive(conn redis.Conn) {
 		}
 		s.inAir -= s.land(conn, f, k, reply, err)
 		f.due++
-		if s.barrier == nil && f.due < len(f.calls) {
+		if f.due < len(f.calls) {
 			if n := min(len(s.requests), s.cfg.MaxPipeline-s.inAir); n > 0 && n >= (s.inAir+1)/2 {
 				return // write the next flight while this one's replies come in
 			}
@@ -186,18 +171,6 @@ func (s *Server) failAirborne(conn redis.Conn, err error) {
 	s.inAir = 0
 }
 
-// runBarrier runs the DeleteBuckets that waits for the flights to land.
-func (s *Server) runBarrier(conn redis.Conn) {
-	c := s.barrier
-	s.barrier = nil
-	d := c.req.(*protocol.DeleteBuckets)
-	n, err := s.deleteBuckets(conn, *d, c)
-	if err != nil {
-		err = s.callErr(conn, c.req, err)
-	}
-	c.answer(0, nil, n, err)
-}
-
 // eachUnanswered calls fn for every call of f not answered yet.
 func (f *flight) eachUnanswered(fn func(*call)) {
 	for i, c := range f.calls {
@@ -220,9 +193,6 @@ func (s *Server) eachTaken(f func(*call)) {
 	}
 	for _, c := range s.batch {
 		f(c)
-	}
-	if s.barrier != nil {
-		f(s.barrier)
 	}
 }
 

@@ -194,34 +194,41 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 	assert.Contains(t, evals[1], ":q2:")
 }
 
-func TestDeleteBucketsSplitsTheBatchAndKeepsOrder(t *testing.T) {
+func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 	g := newGate()
-	conn := &fakeConn{}
-	conn.do = func(cmd string, args ...any) (any, error) {
-		switch {
-		case strings.Contains(fmt.Sprint(args...), "first"):
+	pipelined := &fakeConn{do: func(cmd string, args ...any) (any, error) {
+		if strings.Contains(fmt.Sprint(args...), "first") {
 			g.hold()
-		case cmd == "SCAN":
-			return []any{[]byte("0"), []any{[]byte("Hammer:Redis:d:1")}}, nil
-		case cmd == "DEL":
-			return int64(1), nil
-		case cmd == "HMGET":
-			return []any{nil, nil, nil}, nil
 		}
 		return okDo(cmd, args...)
-	}
-	h := run(t, Config{}, conn)
+	}}
+	own := &fakeConn{do: func(cmd string, args ...any) (any, error) {
+		switch cmd {
+		case "SCAN":
+			return []any{[]byte("0"), []any{[]byte("Hammer:Redis:d:1")}}, nil
+		case "DEL":
+			return int64(1), nil
+		}
+		return nil, fmt.Errorf("unexpected %s", cmd)
+	}}
+	h := run(t, Config{}, pipelined, own)
 	h.connected(t)
-	reqs := []protocol.Request{countHit("a"), protocol.GetBucket{Key: protocol.BucketKey{ID: "b"}},
-		protocol.DeleteBuckets{ID: "d"}, countHit("c")}
-	for _, err := range queueBehind(t, h, g, reqs) {
-		assert.NoError(t, err)
+	first := make(chan error, 1)
+	go func() {
+		_, err := h.s.Do(context.Background(), countHit("first"))
+		first <- err
+	}()
+	<-g.entered // the pipelined connection is stuck on a round trip
+	n, err := h.s.DeleteBuckets(context.Background(), "d")
+	require.NoError(t, err, "the delete does not wait behind the pipeline")
+	assert.Equal(t, int64(1), n)
+	assert.Equal(t, []string{"SCAN 0 MATCH Hammer:Redis:d:* COUNT 1000", "DEL Hammer:Redis:d:1"}, own.commands())
+	assert.True(t, own.closed, "the delete's connection is closed after it")
+	close(g.release)
+	require.NoError(t, <-first)
+	for _, c := range pipelined.commands() {
+		assert.NotContains(t, c, "SCAN")
 	}
-	var order []string
-	for _, c := range conn.commands() {
-		order = append(order, strings.Fields(c)[0])
-	}
-	assert.Equal(t, []string{"PING", "EVALSHA", "EVALSHA", "HMGET", "SCAN", "DEL", "EVALSHA"}, order)
 }
 
 func TestAllCallersLeftNothingSent(t *testing.T) {

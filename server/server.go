@@ -183,6 +183,13 @@ type Server struct {
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced whenever live changes
 
+	// tried is closed when the first connection attempt has ended, either
+	// way: calls made before wait for it.
+	tried     chan struct{}
+	triedOnce sync.Once
+
+	deleting chan struct{} // holds a token while a DeleteBuckets runs
+
 	stats stats
 
 	// Redial asks the serving connection to go: redialGen counts the
@@ -198,7 +205,6 @@ type Server struct {
 	// the hot path does not allocate.
 	failures   int       // consecutive dial failures
 	batch      []*call   // calls taken, to go out in the next flight
-	barrier    *call     // a DeleteBuckets waiting for the flights to land
 	flights    []*flight // written, waiting for replies, oldest first
 	inAir      int       // calls in flights and not yet answered
 	spare      []*flight // landed flights, for reuse
@@ -233,6 +239,8 @@ func New(cfg Config) (*Server, error) {
 		ttl:      protocol.ExpirySeconds(cfg.ExpiryMs),
 		requests: make(chan *call, cfg.QueueSize),
 		notify:   make(chan struct{}),
+		tried:    make(chan struct{}),
+		deleting: make(chan struct{}, 1),
 
 		redialWake: make(chan struct{}, 1),
 	}
@@ -399,6 +407,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	}()
 	s.lastErr.Store(nil)
 	s.setLive(inc)
+	s.triedOnce.Do(func() { close(s.tried) })
 	s.stats.connects.Add(1)
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
@@ -414,7 +423,8 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	}
 	if ctx.Err() == nil {
 		s.stats.restarts.Add(1)
-		s.lastErr.Store(&err)
+		lost := err // not &err: the deferred functions above rewrite err
+		s.lastErr.Store(&lost)
 		s.cfg.Logger.Error("hammerredis: connection to redis lost", "redis", s.cfg.Name, "error", err)
 	}
 	return err
@@ -435,7 +445,7 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 		}
 		conn, err := s.cfg.Dial(ctx)
 		if err == nil {
-			err = s.prepare(conn)
+			err = s.prepare(ctx, conn)
 		}
 		if err == nil {
 			return conn, nil
@@ -446,6 +456,7 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 		s.failures++
 		s.stats.dialFailures.Add(1)
 		s.lastErr.Store(&err)
+		s.triedOnce.Do(func() { close(s.tried) })
 		s.cfg.Logger.Warn("hammerredis: cannot connect to redis", "redis", s.cfg.Name,
 			"error", err, "attempt", s.failures, "retry_in", s.backoff(s.failures))
 	}
@@ -455,8 +466,9 @@ func (s *Server) connect(ctx context.Context) (redis.Conn, error) {
 // the server answers commands (not LOADING, not frozen), and loading the
 // scripts saves the first EVALSHA a NOSCRIPT. A user without the right to run
 // SCRIPT LOAD still works: count_hit falls back to EVAL after NOSCRIPT, and
-// coalesced hits go out as EVAL first.
-func (s *Server) prepare(conn redis.Conn) error {
+// coalesced hits go out as EVAL first. Stop interrupts it, closing conn.
+func (s *Server) prepare(ctx context.Context, conn redis.Conn) error {
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	_, err := conn.Do("PING")
 	if err == nil {
 		_, err = loadScript(conn, countHitScript)
@@ -507,7 +519,7 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, gen uint64) error {
 	}
 	busy := false
 	for {
-		if !s.airborne() && s.barrier == nil {
+		if !s.airborne() {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -554,8 +566,6 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, gen uint64) error {
 		case conn.Err() != nil:
 		case s.airborne():
 			s.receive(conn)
-		case s.barrier != nil:
-			s.runBarrier(conn)
 		}
 		if err := conn.Err(); err != nil {
 			s.failTaken(conn, err)
@@ -571,10 +581,6 @@ func (s *Server) failTaken(conn redis.Conn, err error) {
 	failUnsent(s.batch)
 	clear(s.batch)
 	s.batch = s.batch[:0]
-	if s.barrier != nil {
-		failUnsent([]*call{s.barrier})
-		s.barrier = nil
-	}
 }
 
 // staleTimeout bounds a Config.Stale check, which runs on the server
@@ -600,19 +606,15 @@ func (s *Server) reset() {
 		s.freeFlight(f)
 	}
 	clear(s.flights)
-	s.flights, s.inAir, s.barrier = s.flights[:0], 0, nil
+	s.flights, s.inAir = s.flights[:0], 0
 	clear(s.batch)
 	s.batch = s.batch[:0]
 }
 
-// take adds c to the batch, or makes it the barrier, unless its caller has
-// left: an abandoned call is never sent.
+// take adds c to the batch unless its caller has left: an abandoned call is
+// never sent.
 func (s *Server) take(c *call) {
-	switch {
-	case !c.take():
-	case isDelete(c):
-		s.barrier = c
-	default:
+	if c.take() {
 		s.batch = append(s.batch, c)
 	}
 }

@@ -361,7 +361,11 @@ func TestBadRepliesAreErrorsNotPanics(t *testing.T) {
 		i++
 		return r, nil
 	}}
-	h := run(t, Config{}, conn)
+	conns := []*fakeConn{conn}
+	for range replies { // each DeleteBuckets dials a connection of its own
+		conns = append(conns, &fakeConn{do: conn.do})
+	}
+	h := run(t, Config{}, conns...)
 	h.connected(t)
 	for range replies {
 		_, err := h.s.Do(context.Background(), protocol.GetBucket{Key: protocol.BucketKey{ID: "a"}})
