@@ -64,7 +64,8 @@ func newBenchFlagSet(f *benchFlags) (fs *flag.FlagSet, callers, workload *string
 	fs.IntVar(&f.pool, "pool", 1,
 		"the backend's PoolSize: connections, each with its own server goroutine (1-"+strconv.Itoa(hammerredis.MaxPoolSize)+")")
 	fs.IntVar(&f.maxPipeline, "max-pipeline", server.DefaultMaxPipeline,
-		"the backend's MaxPipeline: calls written before their replies are read; 1 turns pipelining off")
+		"the backend's MaxPipeline: calls written before their replies are read (1-"+
+			strconv.Itoa(hammerredis.MaxPipelineLimit)+"); 1 turns pipelining off")
 	fs.BoolVar(&f.noCoalesce, "no-coalesce", false,
 		"set the backend's DisableCoalescing: send every hit on its own")
 	fs.StringVar(&f.keyBase, "key-prefix", benchKeyBase,
@@ -92,8 +93,8 @@ func parseBench(fs *flag.FlagSet, f *benchFlags, callers, workload *string, args
 		return usageErrorf("--duration %v: must be positive", f.duration)
 	case f.pool < 1 || f.pool > hammerredis.MaxPoolSize:
 		return usageErrorf("--pool %d: want 1-%d", f.pool, hammerredis.MaxPoolSize)
-	case f.maxPipeline < 1:
-		return usageErrorf("--max-pipeline %d: must be at least 1", f.maxPipeline)
+	case f.maxPipeline < 1 || f.maxPipeline > hammerredis.MaxPipelineLimit:
+		return usageErrorf("--max-pipeline %d: want 1-%d", f.maxPipeline, hammerredis.MaxPipelineLimit)
 	case f.timeout <= 0:
 		return usageErrorf("--timeout %v: must be positive", f.timeout)
 	}
