@@ -571,6 +571,99 @@ func TestBadInputOptions(t *testing.T) {
 	}
 }
 
+// TestOptionBounds: each numeric option past its bound fails at New with
+// ErrInvalid and a message naming the option and its allowed range, rather
+// than exhausting memory (QueueSize 1<<40) or breaking every call
+// (ExpiryMs near MaxInt64: Redis refuses the TTL while the hit is counted).
+// The bounds themselves are accepted, and a backend at the longest expiry
+// counts hits and sets their TTL.
+func TestOptionBounds(t *testing.T) {
+	opts := func(set func(*hammerredis.Options)) hammerredis.Options {
+		o := hammerredis.Options{ExpiryMs: 60_000, RedisURL: shared.URL(), Logger: logtest.New().Logger()}
+		set(&o)
+		return o
+	}
+	for _, tt := range []struct {
+		name string
+		opts hammerredis.Options
+		want string // the message names the option and its range; "" for accepted
+	}{
+		{"ExpiryMs MaxExpiryMs", opts(func(o *hammerredis.Options) { o.ExpiryMs = hammerredis.MaxExpiryMs }), ""},
+		{"ExpiryMs MaxExpiryMs+1", opts(func(o *hammerredis.Options) { o.ExpiryMs = hammerredis.MaxExpiryMs + 1 }),
+			fmt.Sprintf("ExpiryMs %d is not in 1-%d (100 years)", hammerredis.MaxExpiryMs+1, hammerredis.MaxExpiryMs)},
+		{"ExpiryMs MaxInt64", opts(func(o *hammerredis.Options) { o.ExpiryMs = math.MaxInt64 }),
+			fmt.Sprintf("ExpiryMs %d is not in 1-%d", int64(math.MaxInt64), hammerredis.MaxExpiryMs)},
+		{"QueueSize MaxQueueSize", opts(func(o *hammerredis.Options) { o.QueueSize = hammerredis.MaxQueueSize }), ""},
+		{"QueueSize MaxQueueSize+1", opts(func(o *hammerredis.Options) { o.QueueSize = hammerredis.MaxQueueSize + 1 }),
+			"QueueSize 65537 is not in 1-65536 (0 means the default 1024)"},
+		{"QueueSize 1<<40", opts(func(o *hammerredis.Options) { o.QueueSize = 1 << 40 }),
+			"QueueSize 1099511627776 is not in 1-65536"},
+		{"QueueSize -1", opts(func(o *hammerredis.Options) { o.QueueSize = -1 }), "QueueSize -1 is not in 1-65536"},
+		{"QueueSize 1<<40 with a pool", opts(func(o *hammerredis.Options) { o.QueueSize, o.PoolSize = 1<<40, 4 }),
+			"QueueSize 1099511627776 is not in 1-65536"},
+		{"QueueSize 1<<40 on a cluster", opts(func(o *hammerredis.Options) {
+			o.QueueSize, o.Cluster = 1<<40, &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}
+		}), "QueueSize 1099511627776 is not in 1-65536"},
+		{"MaxPipeline MaxPipelineLimit", opts(func(o *hammerredis.Options) { o.MaxPipeline = hammerredis.MaxPipelineLimit }), ""},
+		{"MaxPipeline MaxPipelineLimit+1", opts(func(o *hammerredis.Options) { o.MaxPipeline = hammerredis.MaxPipelineLimit + 1 }),
+			"MaxPipeline 16385 is not in 1-16384 (0 means the default 256)"},
+		{"MaxPipeline MaxInt", opts(func(o *hammerredis.Options) { o.MaxPipeline = math.MaxInt }),
+			fmt.Sprintf("MaxPipeline %d is not in 1-16384", math.MaxInt)},
+		{"MaxPipeline -1", opts(func(o *hammerredis.Options) { o.MaxPipeline = -1 }), "MaxPipeline -1 is not in 1-16384"},
+		{"KeyPrefix MaxKeyPrefixBytes", opts(func(o *hammerredis.Options) {
+			o.KeyPrefix = strings.Repeat("p", hammerredis.MaxKeyPrefixBytes)
+		}), ""},
+		{"KeyPrefix MaxKeyPrefixBytes+1", opts(func(o *hammerredis.Options) {
+			o.KeyPrefix = strings.Repeat("p", hammerredis.MaxKeyPrefixBytes+1)
+		}), "KeyPrefix is 1048577 bytes long, the limit is 1048576"},
+		{"ClientName with a space", opts(func(o *hammerredis.Options) {
+			o.RedixConfig = &hammerredis.RedisConfig{ClientName: "my app"}
+		}), `ClientName "my app" may hold only printable ASCII characters other than space`},
+		{"ClientName with a newline", opts(func(o *hammerredis.Options) {
+			o.RedixConfig = &hammerredis.RedisConfig{ClientName: "app\n"}
+		}), `ClientName "app\n" may hold only`},
+		{"ClientName of every allowed character", opts(func(o *hammerredis.Options) {
+			var b strings.Builder
+			for c := '!'; c <= '~'; c++ {
+				b.WriteRune(c)
+			}
+			o.RedixConfig = &hammerredis.RedisConfig{ClientName: b.String()}
+		}), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := hammerredis.New(tt.opts)
+			if tt.want == "" {
+				require.NoError(t, err, "New(%.200v)", tt.opts)
+				require.NotNil(t, b)
+				return
+			}
+			if !errors.Is(err, hammerredis.ErrInvalid) || b != nil {
+				t.Fatalf("New(%.200v) = %v, %v; want nil, ErrInvalid", tt.opts, b, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New(%.200v) error = %q, want it to say %q", tt.opts, err, tt.want)
+			}
+		})
+	}
+
+	// The bounds work, not only pass New: the longest expiry counts and
+	// sets its TTL, the deepest queue and pipeline and a full-length
+	// client name serve.
+	var name strings.Builder
+	for c := '!'; c <= '~'; c++ {
+		name.WriteRune(c)
+	}
+	f := start(t, nil, hammerredis.Options{ExpiryMs: hammerredis.MaxExpiryMs, QueueSize: hammerredis.MaxQueueSize,
+		MaxPipeline: hammerredis.MaxPipelineLimit, RedixConfig: &hammerredis.RedisConfig{ClientName: name.String()}})
+	key := hammerredis.BucketKey{Bucket: 1, ID: "longest"}
+	for want := int64(1); want <= 2; want++ {
+		n, err := f.b.CountHit(context.Background(), key, 1)
+		require.NoError(t, err, "a hit at ExpiryMs MaxExpiryMs")
+		require.Equal(t, want, n)
+	}
+	require.Equal(t, protocol.ExpirySeconds(hammerredis.MaxExpiryMs), badTTL(t, f.admin, protocol.Key(f.prefix, key)))
+}
+
 // badDialsWithin is the most dial attempts a backend can start within d:
 // the first at once, then, after n failures, a wait of MinBackoff doubled
 // n-1 times, capped at MaxBackoff, less at most a fifth of it as jitter

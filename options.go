@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/server"
 )
 
@@ -25,12 +26,31 @@ const (
 	DefaultWriteTimeout   = 5 * time.Second
 )
 
+// Bounds of Options, checked by New: a value past one is refused with
+// ErrInvalid rather than crashing the process or breaking every call.
+const (
+	// MaxExpiryMs bounds Options.ExpiryMs: 100 years. Past it Redis
+	// refuses the TTL, and no rate window is that long.
+	MaxExpiryMs = protocol.MaxExpiryMs
+	// MaxQueueSize bounds Options.QueueSize. The queue is allocated at New,
+	// per server; callers that find it full wait for room as long as their
+	// context allows, so a longer queue would only add latency.
+	MaxQueueSize = 1 << 16
+	// MaxPipelineLimit bounds Options.MaxPipeline, far past the depth where
+	// pipelining stops paying (a few hundred calls).
+	MaxPipelineLimit = 1 << 14
+	// MaxKeyPrefixBytes bounds the length of Options.KeyPrefix, as
+	// protocol.MaxIDBytes bounds an id's.
+	MaxKeyPrefixBytes = protocol.MaxIDBytes
+)
+
 // Options configure a backend; Elixir's keyword list. The zero value of every
 // field but ExpiryMs means its documented default.
 type Options struct {
 	// ExpiryMs is how long a bucket lives after its latest hit, in ms.
-	// Required (> 0); set it to at least the longest scale you check with.
-	// The key TTL is round(ExpiryMs/1000 + 1) seconds, refreshed on every hit.
+	// Required, 1 to MaxExpiryMs (100 years); set it to at least the longest
+	// scale you check with. The key TTL is round(ExpiryMs/1000 + 1)
+	// seconds, refreshed on every hit.
 	ExpiryMs int64
 
 	// RedixConfig holds the connection settings (Elixir redix_config).
@@ -43,7 +63,8 @@ type Options struct {
 	// config override it.
 	RedisURL string
 
-	// KeyPrefix starts every bucket key; default "Hammer:Redis:".
+	// KeyPrefix starts every bucket key; default "Hammer:Redis:". At most
+	// MaxKeyPrefixBytes (1 MiB) long.
 	KeyPrefix string
 	// DeleteBucketsTimeout bounds DeleteBuckets; default 5s.
 	DeleteBucketsTimeout time.Duration
@@ -66,8 +87,9 @@ type Options struct {
 	// calls of one id stay in order. Default 1.
 	PoolSize int
 	// MaxPipeline bounds how many queued calls one server goroutine writes
-	// to Redis before reading their replies; default 256. 1 turns
-	// pipelining off: one round trip per call.
+	// to Redis before reading their replies; default 256, at most
+	// MaxPipelineLimit (16384). 1 turns pipelining off: one round trip per
+	// call.
 	MaxPipeline int
 
 	// Sentinel, when set, finds the master through Redis Sentinel: every
@@ -93,8 +115,9 @@ type Options struct {
 	// in queue order. Turn it off only to measure what it saves.
 	DisableCoalescing bool
 
-	// QueueSize bounds the calls waiting for the connection; default 1024.
-	// When it is full, callers wait as long as their context allows.
+	// QueueSize bounds the calls waiting for the connection, per server;
+	// default 1024, at most MaxQueueSize (65536). When it is full, callers
+	// wait as long as their context allows.
 	QueueSize int
 	// Logger receives connection, restart and panic events; default
 	// slog.Default(). Passwords are never logged.
@@ -128,7 +151,7 @@ type RedisConfig struct {
 	// WriteTimeout bounds each write; default 5s.
 	WriteTimeout time.Duration
 	// ClientName is set with CLIENT SETNAME, to find the connection in
-	// CLIENT LIST.
+	// CLIENT LIST; printable ASCII without spaces, as Redis requires.
 	ClientName string
 }
 
@@ -196,6 +219,9 @@ func (o Options) serverConfig() (server.Config, error) {
 		}
 		return server.Config{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
 	}
+	if err := o.checkBounds(); err != nil {
+		return server.Config{}, err
+	}
 	rc, err := o.redisConfig()
 	if err != nil {
 		return server.Config{}, err
@@ -232,6 +258,24 @@ func (o Options) serverConfig() (server.Config, error) {
 		HashTag:              o.HashTagKeys,
 		Logger:               o.Logger,
 	}, nil
+}
+
+// checkBounds refuses the numeric options past their bounds, each error
+// naming the option and its allowed range. ExpiryMs > 0 is checked before.
+func (o Options) checkBounds() error {
+	switch {
+	case o.ExpiryMs > MaxExpiryMs:
+		return fmt.Errorf("%w: ExpiryMs %d is not in 1-%d (100 years)", ErrInvalid, o.ExpiryMs, MaxExpiryMs)
+	case o.QueueSize < 0 || o.QueueSize > MaxQueueSize:
+		return fmt.Errorf("%w: QueueSize %d is not in 1-%d (0 means the default %d)",
+			ErrInvalid, o.QueueSize, MaxQueueSize, server.DefaultQueueSize)
+	case o.MaxPipeline < 0 || o.MaxPipeline > MaxPipelineLimit:
+		return fmt.Errorf("%w: MaxPipeline %d is not in 1-%d (0 means the default %d)",
+			ErrInvalid, o.MaxPipeline, MaxPipelineLimit, server.DefaultMaxPipeline)
+	case len(o.KeyPrefix) > MaxKeyPrefixBytes:
+		return fmt.Errorf("%w: KeyPrefix is %d bytes long, the limit is %d", ErrInvalid, len(o.KeyPrefix), MaxKeyPrefixBytes)
+	}
+	return nil
 }
 
 // redisConfig merges RedisURL with the config that wins (RedixConfig, else
@@ -278,6 +322,10 @@ func (o Options) redisConfig() (RedisConfig, error) {
 		return RedisConfig{}, fmt.Errorf("%w: Username %q is set without a Password", ErrInvalid, rc.Username)
 	case strings.ContainsAny(rc.Host, "/ \t\r\n"):
 		return RedisConfig{}, fmt.Errorf("%w: host %q is not a host name or IP address", ErrInvalid, rc.Host)
+	case strings.ContainsFunc(rc.ClientName, func(r rune) bool { return r < '!' || r > '~' }):
+		// Redis refuses such a name in CLIENT SETNAME, so every dial would fail.
+		return RedisConfig{}, fmt.Errorf("%w: ClientName %q may hold only printable ASCII characters other than space ('!' to '~')",
+			ErrInvalid, rc.ClientName)
 	}
 	return rc, nil
 }

@@ -21,8 +21,9 @@
 // address of X-Forwarded-For, never an address the client wrote itself.
 // [ClientIPWith] reads Forwarded or X-Real-IP instead and can group IPv6
 // clients by /64; [Header] keys by a header such as an API key; [FirstOf]
-// combines them. A request without a key is answered 400 Bad Request by
-// default, never let through unlimited.
+// combines them. A request without a key, or with a key the backend refuses
+// as invalid (longer than 1 MiB with Config.IDPrefix), is answered 400 Bad
+// Request by default, never let through unlimited.
 //
 // The backend id of a key is Config.IDPrefix + key, for example
 // "http:ip:203.0.113.7". Middlewares with different scales or limits must use
@@ -93,9 +94,11 @@ const (
 
 // Errors passed to Config.ErrorHandler; match them with errors.Is.
 var (
-	// ErrNoKey means Config.Key returned an error or an empty key: the
-	// request cannot be attributed to a client. The KeyFunc's error is
-	// wrapped too. Answered 400 Bad Request by default.
+	// ErrNoKey means Config.Key returned an error or an empty key, or a
+	// key the backend refuses as invalid (hammerredis.ErrInvalid, such as
+	// an id over 1 MiB): the request cannot be attributed to a client. The
+	// KeyFunc's or the backend's error is wrapped too. Answered 400 Bad
+	// Request by default, whatever Config.OnError says.
 	ErrNoKey = errors.New("httplimit: no rate-limit key for the request")
 	// ErrUnavailable means the backend failed and Config.OnError is
 	// FailClosed. The backend's error is wrapped too, so errors.Is(err,
@@ -296,6 +299,13 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left: nobody to answer, and not an outage
+		}
+		if errors.Is(err, hammerredis.ErrInvalid) {
+			// The backend refused the key itself (an id over
+			// protocol.MaxIDBytes): a request that cannot be rate
+			// limited, not an outage to fail open on.
+			l.cfg.ErrorHandler(w, r, fmt.Errorf("%w: %w", ErrNoKey, err))
+			return
 		}
 		l.log.failure(err)
 		if l.cfg.OnError == FailOpen {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/internal/testmain"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // shared is the private redis-server of this test binary; tests that kill
@@ -425,6 +427,35 @@ func TestRequestsWithoutAKey(t *testing.T) {
 		Key: httplimit.FirstOf(httplimit.Header("X-Api-Key"), httplimit.ClientIP(nil))})
 	assert.Equal(t, http.StatusOK, serve(h, request(client)).Code)
 	assert.Equal(t, int64(1), a.calls.Load())
+}
+
+// TestKeyTheBackendRefusesIsAMissingKey: a key the backend refuses as
+// invalid (an id over 1 MiB) is the client's doing, not an outage: 400 Bad
+// Request whatever the error policy, the next handler not called and no
+// backend error logged.
+func TestKeyTheBackendRefusesIsAMissingKey(t *testing.T) {
+	f := start(t, nil, hammerredis.Options{})
+	huge := strings.Repeat("k", protocol.MaxIDBytes+1)
+	key := func(*http.Request) (string, error) { return huge, nil }
+	for _, policy := range []httplimit.ErrorPolicy{httplimit.FailOpen, httplimit.FailClosed} {
+		t.Run(policy.String(), func(t *testing.T) {
+			log := logtest.New()
+			var handled error
+			h, a := handler(t, httplimit.Config{Limiter: f.lim, Scale: time.Minute, Limit: 10, Key: key,
+				OnError: policy, Logger: log.Logger(),
+				ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+					handled = err
+					httplimit.DefaultErrorHandler(w, r, err)
+				}})
+			w := serve(h, request(client))
+			assert.Equal(t, "400 limit=- remaining=- reset=- policy=- retry-after=-", rateHeaders(w))
+			assert.Equal(t, "Bad Request: the request cannot be rate limited\n", w.Body.String())
+			assert.Zero(t, a.calls.Load(), "never let through")
+			assert.ErrorIs(t, handled, httplimit.ErrNoKey)
+			assert.ErrorIs(t, handled, hammerredis.ErrInvalid)
+			assert.Zero(t, log.Count(errorMsg), "not logged as a backend error: %s", log)
+		})
+	}
 }
 
 func TestDeniedHandler(t *testing.T) {

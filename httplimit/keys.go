@@ -67,8 +67,11 @@ type ClientIPConfig struct {
 	// usually passes a Forwarded or X-Real-IP header from the client through
 	// untouched, so reading several headers would let clients forge one of
 	// them. An entry that is not an address ("unknown", an obfuscated
-	// RFC 7239 node, garbage) ends the walk: the client is then the last
-	// address read to its right, a trusted proxy.
+	// RFC 7239 node, garbage, an entry over 256 bytes) ends the walk: the
+	// client is then the last address read to its right, a trusted proxy.
+	// At most 32 entries are read, from the right, so a longer chain of
+	// trusted addresses is keyed by the 32nd from the right. A long header
+	// costs no memory: its entries are read where they lie, never copied.
 	Header string
 
 	// GroupIPv6 keys IPv6 clients by their /64 network, "ip:2001:db8:1:2::/64",
@@ -117,6 +120,17 @@ func (c ipKey) key(r *http.Request) (string, error) {
 	return "ip:" + a.String(), nil
 }
 
+// maxHops bounds the header entries read, from the right: a chain of more
+// trusted proxies than that is keyed by the trusted address read last, as
+// when every entry is trusted. The entries are walked where they lie in the
+// header, never split into a list, so a long header costs no memory.
+const maxHops = 32
+
+// maxNodeBytes bounds one comma-separated entry: a longer one is not an
+// address, and ends the walk. The longest address with a port and a zone,
+// spaces around it, takes well under that.
+const maxNodeBytes = 256
+
 // client returns the client's address, unmapped and without a zone.
 func (c ipKey) client(r *http.Request) (netip.Addr, error) {
 	peer, ok := parseNode(r.RemoteAddr)
@@ -126,24 +140,95 @@ func (c ipKey) client(r *http.Request) (netip.Addr, error) {
 	if !c.isTrusted(peer) {
 		return peer, nil
 	}
-	var hops []string
+	lines := r.Header.Values(c.header)
 	if c.header == "Forwarded" {
-		hops = forwardedFor(r.Header.Values(c.header))
-	} else {
-		hops = splitList(r.Header.Values(c.header))
+		return c.walkForwarded(peer, lines), nil
 	}
-	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := parseNode(hops[i])
-		if !ok {
+	return c.walkList(peer, lines), nil
+}
+
+// step reads one hop: it returns the client so far and whether to read the
+// next hop to the left.
+func (c ipKey) step(client netip.Addr, node string) (netip.Addr, bool) {
+	a, ok := parseNode(node)
+	if !ok {
+		return client, false
+	}
+	return a, c.isTrusted(a)
+}
+
+// walkList walks the comma-separated entries of the header lines from the
+// right, the last line first, from the trusted peer client, and returns the
+// client: the first untrusted address, else the last address read. It reads
+// at most maxHops entries of at most maxNodeBytes each, without allocating.
+func (c ipKey) walkList(client netip.Addr, lines []string) netip.Addr {
+	hops := 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
+		for {
+			if hops == maxHops {
+				return client
+			}
+			hops++
+			// The last entry of l, looked for in its last bytes only.
+			lo := max(len(l)-maxNodeBytes-1, 0)
+			j := strings.LastIndexByte(l[lo:], ',')
+			entry, more := l, false
+			if j >= 0 {
+				entry, more = l[lo+j+1:], true
+			}
+			if len(entry) > maxNodeBytes {
+				return client
+			}
+			var next bool
+			if client, next = c.step(client, entry); !next {
+				return client
+			}
+			if !more {
+				break
+			}
+			l = l[:lo+j]
+		}
+	}
+	return client
+}
+
+// walkForwarded is walkList for RFC 7239 Forwarded header lines, whose
+// elements may hold quoted commas and so can only be told apart from the
+// left: it reads the elements in order, without allocating, keeping the
+// for= nodes of the last maxHops, then walks those from the right. An
+// element without a for= node ends the walk, as "unknown" would.
+func (c ipKey) walkForwarded(client netip.Addr, lines []string) netip.Addr {
+	var last [maxHops]string // the for= values, ring-indexed by element number
+	n := 0
+	for _, l := range lines {
+		for rest, more := l, true; more; n++ {
+			var elem string
+			elem, rest, more = cutQuoted(rest, ',')
+			last[n%maxHops] = forValue(elem)
+		}
+	}
+	for k := range min(n, maxHops) {
+		var next bool
+		if client, next = c.step(client, unquote(last[(n-1-k)%maxHops])); !next {
 			break
 		}
-		client = a
-		if !c.isTrusted(a) {
-			break
+	}
+	return client
+}
+
+// forValue returns the value of the for= parameter of a Forwarded element,
+// as written (maybe quoted); "" when it has none.
+func forValue(elem string) string {
+	for rest, more := elem, true; more; {
+		var pair string
+		pair, rest, more = cutQuoted(rest, ';')
+		name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(name), "for") {
+			return strings.TrimSpace(value)
 		}
 	}
-	return client, nil
+	return ""
 }
 
 func (c ipKey) isTrusted(a netip.Addr) bool {
@@ -177,43 +262,10 @@ func parseNode(s string) (netip.Addr, bool) {
 	return a.Unmap().WithZone(""), true
 }
 
-// splitList returns the comma-separated entries of the header lines, in
-// order.
-func splitList(lines []string) []string {
-	var out []string
-	for _, l := range lines {
-		for e := range strings.SplitSeq(l, ",") {
-			out = append(out, strings.TrimSpace(e))
-		}
-	}
-	return out
-}
-
-// forwardedFor returns the for= node of each element of RFC 7239 Forwarded
-// header lines, in order; "" for an element without one (which stops the
-// walk as "unknown" would).
-func forwardedFor(lines []string) []string {
-	var out []string
-	for _, l := range lines {
-		for _, elem := range splitQuoted(l, ',') {
-			node := ""
-			for _, pair := range splitQuoted(elem, ';') {
-				name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if ok && strings.EqualFold(strings.TrimSpace(name), "for") {
-					node = unquote(strings.TrimSpace(value))
-					break
-				}
-			}
-			out = append(out, node)
-		}
-	}
-	return out
-}
-
-// splitQuoted splits s at sep outside double-quoted strings.
-func splitQuoted(s string, sep byte) []string {
-	var out []string
-	start, quoted := 0, false
+// cutQuoted cuts s at the first sep outside double-quoted strings, as
+// strings.Cut does.
+func cutQuoted(s string, sep byte) (before, after string, found bool) {
+	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '\\' && quoted:
@@ -221,11 +273,10 @@ func splitQuoted(s string, sep byte) []string {
 		case c == '"':
 			quoted = !quoted
 		case c == sep && !quoted:
-			out = append(out, s[start:i])
-			start = i + 1
+			return s[:i], s[i+1:], true
 		}
 	}
-	return append(out, s[start:])
+	return s, "", false
 }
 
 // unquote returns the content of an RFC 7230 quoted-string, or s as it is
@@ -233,6 +284,9 @@ func splitQuoted(s string, sep byte) []string {
 func unquote(s string) string {
 	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
 		return s
+	}
+	if !strings.Contains(s, "\\") {
+		return s[1 : len(s)-1]
 	}
 	var b strings.Builder
 	for i := 1; i < len(s)-1; i++ {

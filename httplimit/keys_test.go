@@ -1,9 +1,11 @@
 package httplimit_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -128,6 +130,89 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
+// TestClientIPReadsAtMost32Hops: a chain of trusted addresses longer than
+// the walk's bound is keyed by the 32nd address from the right, as when
+// every address is trusted; a shorter one by its left-most address, and the
+// first untrusted address from the right always wins within the bound.
+func TestClientIPReadsAtMost32Hops(t *testing.T) {
+	hops := func(n int) string {
+		var b strings.Builder
+		for i := n; i >= 1; i-- { // 10.0.0.n, ..., 10.0.0.1: the i-th from the right is 10.0.0.i
+			fmt.Fprintf(&b, "10.0.%d.%d, ", i/256, i%256)
+		}
+		return strings.TrimSuffix(b.String(), ", ")
+	}
+	tests := []struct {
+		name   string
+		header string
+		want   string
+	}{
+		{"31 trusted hops behind a client", "198.51.100.9, " + hops(31), "ip:198.51.100.9"},
+		{"32 trusted hops: the left-most", hops(32), "ip:10.0.0.32"},
+		{"40 trusted hops: the 32nd from the right", hops(40), "ip:10.0.0.32"},
+		{"a client beyond 32 trusted hops is not read", "198.51.100.9, " + hops(32), "ip:10.0.0.32"},
+	}
+	for _, tt := range tests {
+		for _, header := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+			t.Run(tt.name+"/"+header, func(t *testing.T) {
+				value := tt.header
+				if header == "Forwarded" {
+					value = "for=" + strings.ReplaceAll(value, ", ", ", for=")
+				}
+				got, err := httplimit.ClientIPWith(httplimit.ClientIPConfig{TrustedProxies: proxies, Header: header})(
+					request(proxy, header+": "+value))
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+			})
+		}
+	}
+	// Several header lines count as one list.
+	got, err := httplimit.ClientIP(proxies)(request(proxy, "X-Forwarded-For: 198.51.100.9, "+hops(20),
+		"X-Forwarded-For: "+hops(20)))
+	require.NoError(t, err)
+	assert.Equal(t, "ip:10.0.0.12", got, "the 32nd from the right, on the first line")
+}
+
+// TestClientIPLongHeaderCostsNoMemory: a trusted peer's request with a
+// 1 MiB header, of commas, of trusted addresses or of one long entry, is
+// keyed in a few small allocations, not in memory growing with the header.
+func TestClientIPLongHeaderCostsNoMemory(t *testing.T) {
+	const size = 1 << 20
+	values := map[string]string{
+		"commas":          strings.Repeat(",", size),
+		"trusted hops":    strings.Repeat("10.0.0.2, ", size/10),
+		"untrusted hops":  strings.Repeat("198.51.100.9, ", size/14),
+		"one long entry":  strings.Repeat(" ", size) + "198.51.100.9",
+		"spaces, commas":  strings.Repeat(" , ", size/3),
+		"Forwarded elems": strings.Repeat("for=10.0.0.2,", size/13),
+	}
+	for name, value := range values {
+		for _, header := range []string{"X-Forwarded-For", "Forwarded"} {
+			t.Run(name+"/"+header, func(t *testing.T) {
+				key := httplimit.ClientIPWith(httplimit.ClientIPConfig{TrustedProxies: proxies, Header: header})
+				r := request(proxy)
+				r.Header.Set(header, value)
+				allocs := testing.AllocsPerRun(10, func() {
+					if _, err := key(r); err != nil {
+						t.Fatal(err)
+					}
+				})
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				const runs = 10
+				for range runs {
+					key(r)
+				}
+				runtime.ReadMemStats(&after)
+				perRun := (after.TotalAlloc - before.TotalAlloc) / runs
+				t.Logf("%d-byte %s of %s: %.0f allocations, %d bytes per request", len(value), header, name, allocs, perRun)
+				assert.LessOrEqual(t, allocs, float64(8), "allocations per request")
+				assert.Less(t, perRun, uint64(64<<10), "bytes allocated per request")
+			})
+		}
+	}
+}
+
 func TestClientIPIsClientIPWith(t *testing.T) {
 	r := request(proxy, "X-Forwarded-For: 1.1.1.1, 198.51.100.9")
 	got, err := httplimit.ClientIP(proxies)(r)
@@ -218,5 +303,108 @@ func FuzzClientIP(f *testing.F) {
 				t.Fatalf("trusted peer with %s %q: key %q holds no address", name, header, got)
 			}
 		}
+		// Within the walk's bounds, the key is the one of splitting the
+		// whole header and walking the list from the right.
+		if want, ok := splitWalk(header, forwarded, forwarded); ok && got != want {
+			t.Fatalf("trusted peer with %s %q: %q, want %q", name, header, got, want)
+		}
 	})
+}
+
+// splitWalk is a reference ClientIP(proxies) behind the trusted peer proxy,
+// grouping IPv6 by /64 when group: it splits the header into its entries (for
+// Forwarded, the for= nodes of its elements), then walks them from the
+// right. ok is false when the header holds more than 32 entries, or an entry
+// over 256 bytes: the walk reads no further than that.
+func splitWalk(header string, forwarded, group bool) (key string, ok bool) {
+	var nodes []string
+	if forwarded {
+		for _, elem := range splitQuoted(header, ',') {
+			node := ""
+			for _, pair := range splitQuoted(elem, ';') {
+				name, value, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(name), "for") {
+					node = strings.TrimSpace(value)
+					if len(node) >= 2 && node[0] == '"' && node[len(node)-1] == '"' {
+						var b strings.Builder
+						for i := 1; i < len(node)-1; i++ {
+							if node[i] == '\\' && i+1 < len(node)-1 {
+								i++
+							}
+							b.WriteByte(node[i])
+						}
+						node = b.String()
+					}
+					break
+				}
+			}
+			nodes = append(nodes, node)
+		}
+	} else {
+		nodes = strings.Split(header, ",")
+		for _, n := range nodes {
+			if len(n) > 256 {
+				return "", false
+			}
+		}
+	}
+	if len(nodes) > 32 {
+		return "", false
+	}
+	trusted := func(a netip.Addr) bool {
+		for _, p := range proxies {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	parse := func(s string) (netip.Addr, bool) {
+		s = strings.TrimSpace(s)
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap().WithZone(""), true
+		}
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return ap.Addr().Unmap().WithZone(""), true
+		}
+		if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
+				return a.Unmap().WithZone(""), true
+			}
+		}
+		return netip.Addr{}, false
+	}
+	client, _ := parse(proxy)
+	for i := len(nodes) - 1; i >= 0; i-- {
+		a, ok := parse(nodes[i])
+		if !ok {
+			break
+		}
+		client = a
+		if !trusted(a) {
+			break
+		}
+	}
+	if group && client.Is6() {
+		return "ip:" + netip.PrefixFrom(client, 64).Masked().String(), true
+	}
+	return "ip:" + client.String(), true
+}
+
+// splitQuoted splits s at sep outside double-quoted strings.
+func splitQuoted(s string, sep byte) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == sep && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
 }

@@ -20,11 +20,10 @@
 //   - [Backend.CountHitN] adds the increment to the bucket and returns the new
 //     count; the first hit of a bucket returns the increment. Increments are
 //     taken as given, zero and negative ones included. An increment that would
-//     take the count past math.MaxInt64 or below math.MinInt64 fails with an
-//     error wrapping [protocol.ErrInvalid] and saying "increment or decrement
-//     would overflow", and leaves the bucket as it was. (The Redis backend
-//     reports the same text from Redis, wrapping ErrRedis instead: match
-//     the text, or either error, in a table shared by both backends.)
+//     take the count past math.MaxInt64 or below math.MinInt64 fails as
+//     Redis's HINCRBY does: with an error wrapping [protocol.ErrRedis] and
+//     saying "increment or decrement would overflow", leaving the bucket and
+//     its expiry as they were.
 //   - Created is the now of the bucket's first hit and never changes; Updated
 //     is the now of its latest hit, as given, even when it is earlier than a
 //     previous one.
@@ -49,14 +48,15 @@
 //
 // # Expiry
 //
-// A bucket expires Options.ExpiryMs after its latest hit, measured on the
-// wall clock of this process, as Redis measures a TTL on its own clock: the
-// now the caller passes plays no part. Once that time has passed, the bucket
-// is gone for every call: GetBucket returns nil, DeleteBuckets does not count it, and a new
-// hit starts it afresh, with count = increment and created = now.
-//
-// Unlike the Redis backend, whose TTL is ExpiryMs rounded to whole seconds
-// plus one second, the expiry here is exact to the millisecond.
+// A bucket expires as a Redis bucket does: every hit sets its time to live
+// to round(ExpiryMs/1000 + 1) seconds ([protocol.ExpirySeconds]; 60000 ms
+// gives 61 s, 1500 ms gives 3 s), the TTL the Redis backend sets with
+// EXPIRE. It is measured on the wall clock of this process, as Redis
+// measures a TTL on its own clock: the now the caller passes plays no part.
+// Once that time has passed, the bucket is gone for every call: GetBucket
+// returns nil, DeleteBuckets does not count it, and a new hit starts it
+// afresh, with count = increment and created = now. A hit that fails
+// (overflow) does not push the expiry back, nor does GetBucket.
 //
 // Expired buckets stop counting at once; their memory is reclaimed by a
 // sweeper goroutine that runs every Options.CleanupInterval (one minute by

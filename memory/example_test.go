@@ -57,7 +57,8 @@ func ExampleBackend_CountHitN() {
 		count, err := b.CountHitN(ctx, key, 1000, inc)
 		fmt.Println(count, err)
 	}
-	// The count cannot pass math.MaxInt64: the hit fails, and the bucket stays.
+	// The count cannot pass math.MaxInt64: the hit fails as Redis's HINCRBY
+	// does, with ErrRedis, and the bucket stays.
 	_, err = b.CountHitN(ctx, key, 1001, math.MaxInt64)
 	fmt.Println(err)
 	bucket, _ := b.GetBucket(ctx, key)
@@ -66,7 +67,7 @@ func ExampleBackend_CountHitN() {
 	// 5 <nil>
 	// 5 <nil>
 	// 3 <nil>
-	// hammerredis: invalid argument (count_hit): increment or decrement would overflow
+	// hammerredis: redis error reply (count_hit): increment or decrement would overflow
 	// 3
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -26,9 +25,11 @@ const numShards = 32
 // Options configure a Backend. The zero value of every field but ExpiryMs
 // means its documented default.
 type Options struct {
-	// ExpiryMs is how long a bucket lives after its latest hit, in ms of
-	// wall-clock time. Required (> 0); set it to at least the longest scale
-	// you check with.
+	// ExpiryMs sets how long a bucket lives after its latest hit, as for
+	// the Redis backend: round(ExpiryMs/1000 + 1) seconds of wall-clock
+	// time (protocol.ExpirySeconds), the TTL Redis sets on every hit.
+	// Required, 1 to protocol.MaxExpiryMs (100 years); set it to at least
+	// the longest scale you check with.
 	ExpiryMs int64
 
 	// CleanupInterval is how often expired buckets are swept from memory;
@@ -58,7 +59,8 @@ type table struct {
 	// now is the wall clock; a seam for tests, set before any goroutine
 	// starts and never changed after.
 	now func() time.Time
-	// ttl is ExpiryMs in ns, saturated at math.MaxInt64.
+	// ttl is how long a bucket lives after its latest hit, in ns:
+	// protocol.ExpirySeconds(ExpiryMs) seconds.
 	ttl    int64
 	seed   maphash.Seed
 	shards [numShards]shard
@@ -108,18 +110,17 @@ func newBackend(opts Options, now func() time.Time) (*Backend, error) {
 	if opts.ExpiryMs == 0 {
 		return nil, fmt.Errorf("%w: missing required option memory.Options.ExpiryMs (Elixir: expiry_ms)", protocol.ErrInvalid)
 	}
-	if opts.ExpiryMs < 0 {
-		return nil, fmt.Errorf("%w: memory.Options.ExpiryMs must be > 0, got %d", protocol.ErrInvalid, opts.ExpiryMs)
+	if opts.ExpiryMs < 0 || opts.ExpiryMs > protocol.MaxExpiryMs {
+		return nil, fmt.Errorf("%w: memory.Options.ExpiryMs %d is not in 1-%d (100 years)",
+			protocol.ErrInvalid, opts.ExpiryMs, protocol.MaxExpiryMs)
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {
 		interval = DefaultCleanupInterval
 	}
 
-	ttl := int64(math.MaxInt64)
-	if opts.ExpiryMs <= math.MaxInt64/int64(time.Millisecond) {
-		ttl = opts.ExpiryMs * int64(time.Millisecond)
-	}
+	// At most about 3.2e9 s (100 years), 3.2e18 ns: no overflow.
+	ttl := protocol.ExpirySeconds(opts.ExpiryMs) * int64(time.Second)
 	t := &table{now: now, ttl: ttl, seed: maphash.MakeSeed()}
 	for i := range t.shards {
 		t.shards[i].ids = make(map[string]map[int64]*entry)
@@ -146,9 +147,10 @@ func (b *Backend) CountHit(ctx context.Context, key protocol.BucketKey, now int6
 // CountHitN adds increment to the bucket key at now and returns the new
 // count; the first hit of a bucket, or the first after it expired, returns
 // increment. Any increment is taken as given, zero and negative ones too. An
-// increment that would overflow the count fails with an error wrapping
-// protocol.ErrInvalid and leaves the bucket unchanged. Elixir:
-// count_hit(key, now, increment).
+// increment that would overflow the count fails as in Redis (HINCRBY's
+// error): an error wrapping protocol.ErrRedis that says "increment or
+// decrement would overflow", and the bucket, its expiry included, is left
+// unchanged. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
 	return b.countHit(ctx, key, now, increment)
 }
@@ -168,7 +170,9 @@ func (b *Backend) countHit(ctx context.Context, key protocol.BucketKey, now, inc
 		if !b.t.expired(e, clock) {
 			count, ok := add(e.count, increment)
 			if !ok {
-				return 0, fmt.Errorf("%w (%s): increment or decrement would overflow", protocol.ErrInvalid, op)
+				// As Redis answers HINCRBY; the script stops there, so
+				// neither the bucket nor its expiry changes.
+				return 0, fmt.Errorf("%w (%s): increment or decrement would overflow", protocol.ErrRedis, op)
 			}
 			*e = entry{count: count, created: e.created, updated: now, touched: clock}
 			return count, nil
@@ -290,8 +294,9 @@ func (t *table) shard(id string) *shard {
 	return &t.shards[maphash.String(t.seed, id)&(numShards-1)]
 }
 
-// expired reports whether more than the expiry has passed between e's latest
-// hit and clock (ns). A clock that went backwards keeps buckets alive.
+// expired reports whether more than the TTL has passed between e's latest
+// hit and clock (ns), as Redis expires a key once its clock is past the
+// key's expiry time. A clock that went backwards keeps buckets alive.
 func (t *table) expired(e *entry, clock int64) bool {
 	// With clock > touched the difference fits in a uint64, whatever the values.
 	return clock > e.touched && uint64(clock)-uint64(e.touched) > uint64(t.ttl)

@@ -38,6 +38,10 @@ var (
 
 const testExpiryMs = 1000
 
+// testTTL is how long a bucket of testExpiryMs lives after its latest hit:
+// the TTL Redis would set, round(1000/1000 + 1) = 2 s.
+const testTTL = 2 * time.Second
+
 // fakeClock is a wall clock that only moves when told to.
 type fakeClock struct {
 	mu sync.Mutex
@@ -130,8 +134,8 @@ func (a hit1) run(t *testing.T, b *Backend, _ *fakeClock) {
 	}
 }
 
-// hitFails calls CountHitN(key, now, inc) and wants an ErrInvalid error
-// holding msg.
+// hitFails calls CountHitN(key, now, inc) and wants an ErrRedis error
+// holding msg, as the Redis backend returns for HINCRBY's overflow.
 type hitFails struct {
 	key      protocol.BucketKey
 	now, inc int64
@@ -141,8 +145,8 @@ type hitFails struct {
 func (a hitFails) run(t *testing.T, b *Backend, _ *fakeClock) {
 	t.Helper()
 	got, err := b.CountHitN(context.Background(), a.key, a.now, a.inc)
-	if !errors.Is(err, hammerredis.ErrInvalid) || !strings.Contains(err.Error(), a.msg) || got != 0 {
-		t.Fatalf("CountHitN(%+v, %d, %d) = %d, %v, want 0, an ErrInvalid error saying %q", a.key, a.now, a.inc, got, err, a.msg)
+	if !errors.Is(err, hammerredis.ErrRedis) || !strings.Contains(err.Error(), a.msg) || got != 0 {
+		t.Fatalf("CountHitN(%+v, %d, %d) = %d, %v, want 0, an ErrRedis error saying %q", a.key, a.now, a.inc, got, err, a.msg)
 	}
 }
 
@@ -300,9 +304,16 @@ func TestSemantics(t *testing.T) {
 			get{k, info(k, math.MinInt64, 1, 1)},
 			hit{k, 3, math.MaxInt64, -1},
 		}},
-		{"a bucket lives ExpiryMs after its latest hit, not a moment more", []action{
+		{"a failed hit does not push the expiry back", []action{
+			hit{k, 1, math.MaxInt64, math.MaxInt64},
+			wait(testTTL / 2),
+			hitFails{k, 2, 1, "increment or decrement would overflow"},
+			wait(testTTL/2 + time.Millisecond),
+			get{k, nil},
+		}},
+		{"a bucket lives round(ExpiryMs/1000 + 1) s after its latest hit, not a moment more", []action{
 			hit{k, 1, 1, 1},
-			wait(testExpiryMs * time.Millisecond),
+			wait(testTTL),
 			get{k, info(k, 1, 1, 1)},
 			length(1),
 			wait(time.Millisecond),
@@ -312,44 +323,44 @@ func TestSemantics(t *testing.T) {
 		}},
 		{"every hit pushes the expiry back", []action{
 			hit{k, 1, 1, 1},
-			wait(800 * time.Millisecond),
+			wait(1600 * time.Millisecond),
 			hit{k, 2, 1, 2},
-			wait(800 * time.Millisecond),
+			wait(1600 * time.Millisecond),
 			get{k, info(k, 2, 1, 2)},
-			wait(201 * time.Millisecond),
+			wait(401 * time.Millisecond),
 			get{k, nil},
 		}},
 		{"GetBucket does not push the expiry back", []action{
 			hit{k, 1, 1, 1},
-			wait(800 * time.Millisecond),
+			wait(1600 * time.Millisecond),
 			get{k, info(k, 1, 1, 1)},
-			wait(201 * time.Millisecond),
+			wait(401 * time.Millisecond),
 			get{k, nil},
 		}},
 		{"expiry follows the wall clock, not the caller's now", []action{
 			hit{k, 1, 1, 1},
 			hit{k, 1_000_000, 1, 2},
-			wait(500 * time.Millisecond),
+			wait(1000 * time.Millisecond),
 			hit{k, -1_000_000, 1, 3},
-			wait(900 * time.Millisecond),
+			wait(1800 * time.Millisecond),
 			get{k, info(k, 3, 1, -1_000_000)},
 		}},
 		{"a hit on an expired bucket starts afresh", []action{
 			hit{k, 1000, 5, 5},
-			wait(1001 * time.Millisecond),
+			wait(testTTL + time.Millisecond),
 			hit{k, 9000, 2, 2},
 			get{k, info(k, 2, 9000, 9000)},
 		}},
 		{"an expired bucket at the limit takes a fresh hit", []action{
 			hit{k, 1, math.MaxInt64, math.MaxInt64},
-			wait(2 * time.Second),
+			wait(testTTL + time.Millisecond),
 			hit{k, 2, 1, 1},
 		}},
 		{"DeleteBuckets does not count expired buckets", []action{
 			hit{key(1, "a"), 1, 1, 1},
-			wait(600 * time.Millisecond),
+			wait(1200 * time.Millisecond),
 			hit{key(2, "a"), 2, 1, 1},
-			wait(500 * time.Millisecond),
+			wait(1000 * time.Millisecond),
 			length(1),
 			del{"a", 1},
 			length(0),
@@ -358,7 +369,7 @@ func TestSemantics(t *testing.T) {
 			hit{k, 1, 1, 1},
 			wait(-time.Hour),
 			get{k, info(k, 1, 1, 1)},
-			wait(time.Hour + testExpiryMs*time.Millisecond),
+			wait(time.Hour + testTTL),
 			get{k, info(k, 1, 1, 1)},
 			wait(time.Millisecond),
 			get{k, nil},
@@ -370,7 +381,7 @@ func TestSemantics(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	for _, ms := range []int64{0, -1, math.MinInt64} {
+	for _, ms := range []int64{0, -1, math.MinInt64, protocol.MaxExpiryMs + 1, math.MaxInt64} {
 		b, err := New(Options{ExpiryMs: ms})
 		if b != nil || !errors.Is(err, hammerredis.ErrInvalid) || !strings.Contains(err.Error(), "ExpiryMs") {
 			t.Errorf("New(Options{ExpiryMs: %d}) = %v, %v, want nil, an ErrInvalid error naming ExpiryMs", ms, b, err)
@@ -378,7 +389,7 @@ func TestNewValidates(t *testing.T) {
 	}
 	for _, opts := range []Options{
 		{ExpiryMs: 1},
-		{ExpiryMs: math.MaxInt64},
+		{ExpiryMs: protocol.MaxExpiryMs},
 		{ExpiryMs: 60_000, CleanupInterval: -1},
 		{ExpiryMs: 60_000, CleanupInterval: time.Nanosecond},
 	} {
@@ -394,18 +405,39 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestHugeExpiryNeverExpires(t *testing.T) {
-	clk := newFakeClock()
-	b, err := newBackend(Options{ExpiryMs: math.MaxInt64, CleanupInterval: -1}, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	k := key(1, "x")
-	b.CountHit(context.Background(), k, 1)
-	clk.Advance(200 * 365 * 24 * time.Hour)
-	if got, err := b.GetBucket(context.Background(), k); got == nil || err != nil {
-		t.Fatalf("GetBucket(%+v) after 200 years = %v, %v, want the bucket", k, got, err)
+// TestExpiryIsRedisTTL: a bucket lives exactly the TTL Redis would set on
+// its latest hit, round(ExpiryMs/1000 + 1) seconds, up to the longest
+// expiry, 100 years.
+func TestExpiryIsRedisTTL(t *testing.T) {
+	for _, tt := range []struct {
+		expiryMs int64
+		ttl      time.Duration
+	}{
+		{1, time.Second},
+		{499, time.Second},
+		{500, 2 * time.Second},
+		{1499, 2 * time.Second},
+		{1500, 3 * time.Second},
+		{60_000, 61 * time.Second},
+		{7_200_000, 7201 * time.Second},
+		{protocol.MaxExpiryMs, time.Duration(protocol.MaxExpiryMs/1000+1) * time.Second},
+	} {
+		clk := newFakeClock()
+		b, err := newBackend(Options{ExpiryMs: tt.expiryMs, CleanupInterval: -1}, clk.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := key(1, "x")
+		b.CountHit(context.Background(), k, 1)
+		clk.Advance(tt.ttl)
+		if got, err := b.GetBucket(context.Background(), k); got == nil || err != nil {
+			t.Errorf("ExpiryMs %d: GetBucket %v after the hit = %v, %v, want the bucket", tt.expiryMs, tt.ttl, got, err)
+		}
+		clk.Advance(time.Millisecond)
+		if got, err := b.GetBucket(context.Background(), k); got != nil || err != nil {
+			t.Errorf("ExpiryMs %d: GetBucket %v after the hit = %v, %v, want nil", tt.expiryMs, tt.ttl+time.Millisecond, got, err)
+		}
+		b.Close()
 	}
 }
 
@@ -586,7 +618,9 @@ func TestSweeper(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				// Buckets expire 1.5 sweeps after their latest hit.
+				// Buckets expire about 1.5 sweeps after their latest hit:
+				// ExpiryMs is 1.5 steps, the TTL a second more (1.52 or
+				// 1.6 steps).
 				expiry := tc.step * 3 / 2
 				b, err := New(Options{ExpiryMs: expiry.Milliseconds(), CleanupInterval: tc.interval})
 				if err != nil {
@@ -799,7 +833,7 @@ func TestSweepShrinks(t *testing.T) {
 	for i := range n {
 		b.CountHit(ctx, key(1, strconv.Itoa(i)), 1)
 	}
-	clk.Advance(testExpiryMs * time.Millisecond / 2)
+	clk.Advance(testTTL / 2)
 	for i := range n / 8 {
 		b.CountHit(ctx, key(1, strconv.Itoa(i)), 2) // keeps 1/8 of the ids
 	}
@@ -808,7 +842,7 @@ func TestSweepShrinks(t *testing.T) {
 		before[&b.t.shards[i]] = b.t.shards[i].ids
 	}
 
-	clk.Advance(testExpiryMs*time.Millisecond/2 + time.Millisecond)
+	clk.Advance(testTTL/2 + time.Millisecond)
 	b.t.sweepOnce()
 	for s, old := range before {
 		if len(s.ids) != s.peak || fmt.Sprintf("%p", s.ids) == fmt.Sprintf("%p", old) {

@@ -35,7 +35,8 @@ const (
 
 // benchFlags are the settings of one bench run.
 type benchFlags struct {
-	redisURL    string
+	urlFlags    redisURLFlags
+	redisURL    string // resolved from urlFlags
 	callers     []int
 	duration    time.Duration
 	workload    benchWorkload
@@ -53,9 +54,8 @@ func newBenchFlagSet(f *benchFlags) (fs *flag.FlagSet, callers, workload *string
 	fs = flag.NewFlagSet("hammerredis bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors and usage are printed by runBench
 	fs.Usage = func() {}
-	fs.StringVar(&f.redisURL, "redis-url", "",
-		"`URL` of the Redis to measure: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
-			"(default $REDIS_URL; if both are empty, a private redis-server is started)")
+	f.urlFlags.register(fs, "`URL` of the Redis to measure: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
+		"(default $REDIS_URL; if none is given, a private redis-server is started)")
 	callers = fs.String("callers", "1,16,64,256",
 		"comma-separated `list` of how many goroutines check at once; one row each, each 1-"+strconv.Itoa(maxCallers))
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "how long each row measures")
@@ -64,7 +64,8 @@ func newBenchFlagSet(f *benchFlags) (fs *flag.FlagSet, callers, workload *string
 	fs.IntVar(&f.pool, "pool", 1,
 		"the backend's PoolSize: connections, each with its own server goroutine (1-"+strconv.Itoa(hammerredis.MaxPoolSize)+")")
 	fs.IntVar(&f.maxPipeline, "max-pipeline", server.DefaultMaxPipeline,
-		"the backend's MaxPipeline: calls written before their replies are read; 1 turns pipelining off")
+		"the backend's MaxPipeline: calls written before their replies are read (1-"+
+			strconv.Itoa(hammerredis.MaxPipelineLimit)+"); 1 turns pipelining off")
 	fs.BoolVar(&f.noCoalesce, "no-coalesce", false,
 		"set the backend's DisableCoalescing: send every hit on its own")
 	fs.StringVar(&f.keyBase, "key-prefix", benchKeyBase,
@@ -92,8 +93,8 @@ func parseBench(fs *flag.FlagSet, f *benchFlags, callers, workload *string, args
 		return usageErrorf("--duration %v: must be positive", f.duration)
 	case f.pool < 1 || f.pool > hammerredis.MaxPoolSize:
 		return usageErrorf("--pool %d: want 1-%d", f.pool, hammerredis.MaxPoolSize)
-	case f.maxPipeline < 1:
-		return usageErrorf("--max-pipeline %d: must be at least 1", f.maxPipeline)
+	case f.maxPipeline < 1 || f.maxPipeline > hammerredis.MaxPipelineLimit:
+		return usageErrorf("--max-pipeline %d: want 1-%d", f.maxPipeline, hammerredis.MaxPipelineLimit)
 	case f.timeout <= 0:
 		return usageErrorf("--timeout %v: must be positive", f.timeout)
 	}
@@ -134,8 +135,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hammerredis bench: %v\nRun \"hammerredis bench --help\" for usage.\n", err)
 		return exitUsage
 	}
-	if f.redisURL == "" {
-		f.redisURL = os.Getenv("REDIS_URL")
+	var err error
+	if f.redisURL, err = f.urlFlags.resolve("bench", stderr); err != nil {
+		fmt.Fprintf(stderr, "hammerredis bench: %v\nRun \"hammerredis bench --help\" for usage.\n", err)
+		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -301,9 +304,10 @@ allocations per check (the whole process's runtime.MemStats.Mallocs), and the
 backend's failed calls by kind (b.Stats()).
 
 Safety: bench WRITES to the Redis it measures.
-  - Without --redis-url and $REDIS_URL it starts a private redis-server from
-    PATH on a free port and removes it at the end; it never falls back to the
-    Redis at 127.0.0.1:6379.
+  - Without --redis-url, --redis-url-file and $REDIS_URL (prefer the last two
+    for a URL with a password, which ps shows in --redis-url) it starts a
+    private redis-server from PATH on a free port and removes it at the end;
+    it never falls back to the Redis at 127.0.0.1:6379.
   - With a URL it first prints a warning line naming the Redis and the key
     prefix, and writes only keys under "<--key-prefix><pid>:<random>:",
     such as "%s4242:9f3a2c41:": a prefix unique to the run,

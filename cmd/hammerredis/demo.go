@@ -37,9 +37,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hammerredis demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {}
-	redisURL := fs.String("redis-url", "",
-		"`URL` of the Redis to use: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
-			"(default $REDIS_URL; if both are empty, a private redis-server is started)")
+	var urlFlags redisURLFlags
+	urlFlags.register(fs, "`URL` of the Redis to use: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
+		"(default $REDIS_URL; if none is given, a private redis-server is started)")
 	duration := fs.Duration("duration", 4*time.Second,
 		"how long the clients share one limit, in whole 1s windows; 0 skips that step")
 	if err := fs.Parse(args); err != nil {
@@ -60,13 +60,16 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		demoUsage(fs, stderr)
 		return exitUsage
 	}
-	if *redisURL == "" {
-		*redisURL = os.Getenv("REDIS_URL")
+	redisURL, err := urlFlags.resolve("demo", stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "hammerredis demo: %v\n\n", err)
+		demoUsage(fs, stderr)
+		return exitUsage
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := demo(ctx, *redisURL, *duration, stdout, stderr)
+	err = demo(ctx, redisURL, *duration, stdout, stderr)
 	switch {
 	case err == nil:
 		return exitOK
@@ -91,8 +94,9 @@ connection is killed, several clients sharing one limit through
 hammer.Limiter while the connection is killed again, the backend's
 counters (b.Stats()), and stopping.
 
-Without a URL it runs a private redis-server from PATH on a free port and
-removes it afterwards. With a URL it writes only keys under
+Without a URL (--redis-url, --redis-url-file or $REDIS_URL; prefer the last
+two for a URL with a password, which ps shows in --redis-url) it runs a
+private redis-server from PATH on a free port and removes it afterwards. With a URL it writes only keys under
 "hammerredis-demo:<pid>:", kills only its own connection and deletes its keys
 at the end.
 

@@ -13,12 +13,22 @@
 // are within the limit (Hammer's check_rate_inc); inspect shows the window
 // without counting (inspect_bucket); delete resets the ID
 // (delete_buckets). Flags may come before or after the ID. They talk to the
-// Redis at --redis-url, else $REDIS_URL, else redis://127.0.0.1:6379, under
+// Redis at --redis-url, else the one named in --redis-url-file, else
+// $REDIS_URL, else redis://127.0.0.1:6379, under
 // the backend's default key prefix "Hammer:Redis:" (--key-prefix), so they
 // see the services' buckets. --json prints one JSON object on stdout, errors
 // included; --timeout (default 5s) bounds the connection and the call.
 // Exit status: 0 on success (check: allowed), 1 when check is denied, 2 on
 // an error: a usage error, Redis unreachable, a timeout.
+//
+// # Passwords
+//
+// A password in --redis-url is visible to every user of the machine, in ps
+// and /proc/<pid>/cmdline, so every subcommand prints a warning to stderr
+// when --redis-url holds one. Keep it out of the command line: put the URL
+// in $REDIS_URL, or in a file readable only by you and pass
+// --redis-url-file FILE (the URL is the file's first line), or pipe it in
+// with --redis-url-file - (read from stdin).
 //
 // The demo subcommand walks through the backend's API against a real Redis,
 // explaining each step on stdout: it counts hits in the current one-minute
@@ -29,7 +39,7 @@
 // backend's counters, and finally stops the backend. The backend's own
 // warnings (the lost connection, the restart) are logged to stderr.
 //
-// Without --redis-url or $REDIS_URL the demo runs a private, throwaway
+// Without --redis-url, --redis-url-file or $REDIS_URL the demo runs a private, throwaway
 // redis-server (from PATH) on a free loopback port and removes it at the end;
 // it never touches the system Redis on 127.0.0.1:6379 unless that is the URL
 // you give it. With a URL, the demo writes only keys under its own prefix
@@ -43,7 +53,7 @@
 // --duration and prints checks/s, latency p50 and p99, allocations per check
 // and the backend's errors by kind, as a table or with --json. A progress
 // bar is redrawn on stderr when it is a terminal. Like the demo, it runs a
-// private redis-server unless given --redis-url or $REDIS_URL; on the user's
+// private redis-server unless given a URL by one of them; on the user's
 // Redis it first prints a warning, writes only under a key prefix unique to
 // the run ("hammerredis-bench:<pid>:<random>:"), lets the keys expire after
 // 11s and deletes them at the end. Exit status: 0 on success, 2 on a usage or
@@ -132,8 +142,15 @@ Commands:
            default), with a progress bar
   help     show this help, or "help <command>" for a command's flags
 
-check, inspect and delete use the Redis at --redis-url, else $REDIS_URL,
-else redis://127.0.0.1:6379, and the services' key prefix "Hammer:Redis:".
+check, inspect and delete use the Redis at --redis-url, else the one named in
+--redis-url-file, else $REDIS_URL, else redis://127.0.0.1:6379, and the
+services' key prefix "Hammer:Redis:".
+
+A password in --redis-url is visible to other users (ps), and draws a warning:
+give the URL in $REDIS_URL, or with --redis-url-file FILE (its first line) or
+--redis-url-file - (stdin) instead, as in
+  REDIS_URL=redis://:PASSWORD@redis.internal:6379 hammerredis delete user:42
+  hammerredis delete user:42 --redis-url-file ~/.config/hammerredis/url
 
 Examples:
   hammerredis check user:42 --scale 1m --limit 10

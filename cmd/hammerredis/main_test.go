@@ -87,10 +87,18 @@ func (r result) String() string {
 // always name their Redis.
 func hr(t *testing.T, args ...string) result {
 	t.Helper()
+	return hrWith(t, "", "", args...)
+}
+
+// hrWith is hr with $REDIS_URL set to redisURL and stdin as the command's
+// standard input.
+func hrWith(t *testing.T, redisURL, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
-	cmd.Env = append(os.Environ(), "REDIS_URL=")
+	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
@@ -332,13 +340,87 @@ func TestErrors(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &m); err != nil || len(m) != 1 || !strings.Contains(m["error"], tt.want) {
 				t.Errorf("hammerredis %q --json = %v\nwant one JSON object {\"error\": ...} with %q", tt.args, r, tt.want)
 			}
-			if r.code != exitError || r.stderr != "" {
+			// Nothing on stderr but the warning about a password in --redis-url.
+			if r.code != exitError || (r.stderr != "" && !strings.HasPrefix(r.stderr, "hammerredis check: warning: the password")) {
 				t.Errorf("hammerredis %q --json = %v\nwant exit %d and nothing on stderr", tt.args, r, exitError)
 			}
 			for _, out := range []string{r.stdout, r.stderr} {
 				if strings.Contains(out, "s3cret") {
 					t.Errorf("hammerredis %q printed the password:\n%v", tt.args, r)
 				}
+			}
+		})
+	}
+}
+
+// TestPasswordStaysOutOfArgv: a URL with a password reaches the command
+// through $REDIS_URL, --redis-url-file FILE or --redis-url-file - (stdin)
+// without a warning; in --redis-url it still works but draws a warning on
+// stderr, from every subcommand, which never shows the password.
+func TestPasswordStaysOutOfArgv(t *testing.T) {
+	t.Parallel()
+	const pw = "Pw-4c1d-s3cret"
+	srv := redistest.New(t, redistest.Options{Args: []string{"--requirepass", pw}})
+	withPW := "redis://:" + pw + "@" + srv.Addr()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "url")
+	if err := os.WriteFile(file, []byte(withPW+"\n# the first line only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"+withPW), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "warning: the password in --redis-url is visible to other users"
+	inspect := []string{"inspect", "user:42", "--scale", scale, "--limit", "5"}
+	for _, tt := range []struct {
+		name           string
+		env, stdin     string
+		args           []string
+		code           int
+		stdout, stderr string // stdout matches; stderr contains, "" for empty
+	}{
+		{"$REDIS_URL", withPW, "", inspect, exitOK, `^no bucket: `, ""},
+		{"--redis-url-file", "", "", append(inspect, "--redis-url-file", file), exitOK, `^no bucket: `, ""},
+		{"--redis-url-file - reads stdin", "", withPW + "\n", append(inspect, "--redis-url-file", "-"), exitOK, `^no bucket: `, ""},
+		{"--redis-url-file wins over $REDIS_URL", unreachable, "", append(inspect, "--redis-url-file", file), exitOK, `^no bucket: `, ""},
+		{"--redis-url with a password: a warning", "", "", append(inspect, "--redis-url", withPW), exitOK, `^no bucket: `, warning},
+		{"--redis-url with a password, --json: a warning", "", "", append(inspect, "--redis-url", withPW, "--json"), exitOK, `^\{`, warning},
+		{"--redis-url with a lone user info: a warning", "", "", append(inspect, "--redis-url", "redis://"+pw+"@"+srv.Addr()), exitOK, `^no bucket: `, warning},
+		{"check warns too", "", "", []string{"check", "u", "--scale", scale, "--limit", "5", "--redis-url", withPW}, exitOK, `^allowed: `, warning},
+		{"delete warns too", "", "", []string{"delete", "u", "--redis-url", withPW}, exitOK, `^deleted \d+ bucket`, warning},
+		{"bench warns too", "", "", []string{"bench", "--redis-url", "redis://:" + pw + "@127.0.0.1:1", "--duration", "100ms",
+			"--timeout", "300ms"}, exitError, ``, warning},
+		{"--redis-url without a password: no warning", "", "", append(inspect, "--redis-url", unreachable, "--timeout", "300ms"),
+			exitError, ``, "no connection to redis://127.0.0.1:1"},
+		{"both flags", "", "", append(inspect, "--redis-url", unreachable, "--redis-url-file", file), exitUsage, ``,
+			"--redis-url and --redis-url-file: give one of them"},
+		{"a missing file", "", "", append(inspect, "--redis-url-file", filepath.Join(dir, "nope")), exitUsage, ``,
+			"--redis-url-file: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{"a file whose first line is empty", "", "", append(inspect, "--redis-url-file", empty), exitUsage, ``,
+			"--redis-url-file " + empty + ": no URL on its first line"},
+		{"empty stdin", "", "", append(inspect, "--redis-url-file", "-"), exitUsage, ``, "--redis-url-file -: no URL"},
+		{"demo: both flags", "", "", []string{"demo", "--redis-url", unreachable, "--redis-url-file", file}, exitUsage, ``,
+			"--redis-url and --redis-url-file: give one of them"},
+		{"bench: a missing file", "", "", []string{"bench", "--redis-url-file", filepath.Join(dir, "nope")}, exitUsage, ``,
+			"no such file or directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := hrWith(t, tt.env, tt.stdin, tt.args...)
+			if r.code != tt.code || !regexp.MustCompile(tt.stdout).MatchString(r.stdout) {
+				t.Errorf("hammerredis %q = %v\nwant exit %d and stdout matching %q", tt.args, r, tt.code, tt.stdout)
+			}
+			switch {
+			case tt.stderr == "" && r.stderr != "":
+				t.Errorf("hammerredis %q printed on stderr:\n%v", tt.args, r)
+			case !strings.Contains(r.stderr, tt.stderr):
+				t.Errorf("hammerredis %q: stderr lacks %q:\n%v", tt.args, tt.stderr, r)
+			case tt.stderr != warning && strings.Contains(r.stderr, warning):
+				t.Errorf("hammerredis %q warned without a password in --redis-url:\n%v", tt.args, r)
+			}
+			if strings.Contains(r.stdout+r.stderr, pw) {
+				t.Errorf("hammerredis %q printed the password:\n%v", tt.args, r)
 			}
 		})
 	}
@@ -358,9 +440,20 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := hr(t, "check", "--help")
-	for _, want := range []string{"--redis-url", "$REDIS_URL", defaultRedisURL, "Hammer:Redis:", "--timeout", "--json", "--inc", "1 when denied"} {
+	for _, want := range []string{"--redis-url", "$REDIS_URL", defaultRedisURL, "Hammer:Redis:", "--timeout", "--json", "--inc", "1 when denied",
+		"--redis-url-file file", "(- for stdin)", "visible to other users (ps)"} {
 		if !strings.Contains(strings.ReplaceAll(r.stdout, "  -", "  --"), want) {
 			t.Errorf("hammerredis check --help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Every subcommand, and the command's own help, offer a way to keep a
+	// password out of the command line.
+	for _, args := range [][]string{{"--help"}, {"inspect", "--help"}, {"delete", "--help"}, {"demo", "--help"}, {"bench", "--help"}} {
+		r := hr(t, args...)
+		for _, want := range []string{"--redis-url-file", "$REDIS_URL", "(ps)"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("hammerredis %q lacks %q:\n%s", args, want, r.stdout)
+			}
 		}
 	}
 }

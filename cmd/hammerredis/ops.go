@@ -36,7 +36,8 @@ type command struct {
 	fs             *flag.FlagSet
 	stdout, stderr io.Writer
 
-	redisURL  string
+	redisURLFlags
+	redisURL  string // resolved from redisURLFlags by withLimiter
 	keyPrefix string
 	timeout   time.Duration
 	json      bool
@@ -55,9 +56,8 @@ func newCommand(name, synopsis, about string, stdout, stderr io.Writer) *command
 	c.fs = flag.NewFlagSet("hammerredis "+name, flag.ContinueOnError)
 	c.fs.SetOutput(io.Discard) // errors and usage are printed by parse
 	c.fs.Usage = func() {}
-	c.fs.StringVar(&c.redisURL, "redis-url", "",
-		"`URL` of the Redis: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
-			"(default $REDIS_URL, else "+defaultRedisURL+")")
+	c.register(c.fs, "`URL` of the Redis: redis://[[user]:password@]host[:port][/db], or rediss:// for TLS\n"+
+		"(default $REDIS_URL, else "+defaultRedisURL+")")
 	c.fs.StringVar(&c.keyPrefix, "key-prefix", protocol.DefaultKeyPrefix,
 		"`prefix` of the bucket keys: the backend's default, to see the services' buckets")
 	c.fs.DurationVar(&c.timeout, "timeout", 5*time.Second,
@@ -88,7 +88,7 @@ func (c *command) usage(w io.Writer) {
 	c.fs.PrintDefaults()
 	c.fs.SetOutput(io.Discard)
 	fmt.Fprintf(w, `
-Without --redis-url and $REDIS_URL, the Redis at %s is used.
+Without --redis-url, --redis-url-file and $REDIS_URL, the Redis at %s is used.
 Exit status: %s.
 `, defaultRedisURL, c.exitStatuses())
 }
@@ -239,8 +239,8 @@ func (c *command) withLimiter(args []string, f func(ctx context.Context, l *hamm
 	if err != nil {
 		return c.fail(err)
 	}
-	if c.redisURL == "" {
-		c.redisURL = os.Getenv("REDIS_URL")
+	if c.redisURL, err = c.resolve(c.name, c.stderr); err != nil {
+		return c.fail(err)
 	}
 	if c.redisURL == "" {
 		c.redisURL = defaultRedisURL
