@@ -94,6 +94,15 @@ func New(opts Options) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A cluster node refuses SELECT, so a database other than 0 would
+		// keep every connection from being made; and the nodes come from the
+		// slot map, not from sentinels.
+		switch {
+		case rc.Database != 0:
+			return nil, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
+		case opts.Sentinel != nil:
+			return nil, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
+		}
 		b.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(opts.Cluster.Addrs, ","))
 		if _, err := server.New(cfg); err != nil { // the servers come later: check now
 			return nil, err
