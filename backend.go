@@ -94,6 +94,15 @@ func New(opts Options) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A cluster node refuses SELECT, so a database other than 0 would
+		// keep every connection from being made; and the nodes come from the
+		// slot map, not from sentinels.
+		switch {
+		case rc.Database != 0:
+			return nil, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
+		case opts.Sentinel != nil:
+			return nil, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
+		}
 		b.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(opts.Cluster.Addrs, ","))
 		if _, err := server.New(cfg); err != nil { // the servers come later: check now
 			return nil, err
@@ -175,6 +184,9 @@ func (b *Backend) Connected() bool {
 		default:
 			return false
 		}
+		if b.cluster.isStopped() {
+			return false
+		}
 		servers = b.cluster.servers()
 	}
 	for _, s := range servers {
@@ -205,15 +217,14 @@ type Stats = server.Stats
 
 // Stats returns a snapshot of the backend's counters, summed over its
 // servers. It is cheap: the counters are atomic and recording them never
-// blocks a call.
+// blocks a call. On a cluster, each call counts once, however many masters
+// a redirect sent it to, and the counters of masters that left the slot
+// map stay in the sums.
 func (b *Backend) Stats() Stats {
-	servers := b.servers
 	if b.cluster != nil {
-		servers = b.cluster.servers()
-		if len(servers) == 0 {
-			return Stats{}
-		}
+		return b.cluster.stats()
 	}
+	servers := b.servers
 	st := servers[0].Stats()
 	for _, s := range servers[1:] {
 		st = st.Add(s.Stats())
@@ -249,7 +260,7 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server, asking bool) (int64, error) {
+		return clusterCall(ctx, b.cluster, opCountHit, key, b.layout, func(s *server.Server, asking bool) (int64, error) {
 			if asking {
 				return s.CountHitAsking(ctx, key, now, increment)
 			}
@@ -263,7 +274,7 @@ func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment i
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
 	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, key, b.layout, func(s *server.Server, asking bool) (*BucketInfo, error) {
+		return clusterCall(ctx, b.cluster, opGetBucket, key, b.layout, func(s *server.Server, asking bool) (*BucketInfo, error) {
 			if asking {
 				return s.GetBucketAsking(ctx, key)
 			}
@@ -279,16 +290,8 @@ func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, er
 // deleted before it. Elixir: delete_buckets(id).
 func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
 	if b.cluster != nil {
-		// An id's buckets are spread over the masters: each scans its own.
-		var total int64
-		for _, s := range b.cluster.servers() {
-			n, err := s.DeleteBuckets(ctx, id)
-			total += n
-			if err != nil {
-				return total, err
-			}
-		}
-		return total, nil
+		// On a cluster, the masters scan at once, under one timeout.
+		return b.cluster.deleteBuckets(ctx, id)
 	}
 	return b.route(id).DeleteBuckets(ctx, id)
 }

@@ -3,6 +3,10 @@ package hammerredis_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,4 +236,405 @@ func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
 	info, err := b.GetBucket(ctx, key)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), info.Count)
+}
+
+// TestClusterShared runs the cluster tests that can share one cluster: each
+// leaves it as it found it (slots moved back, failovers undone, nodes
+// resumed). Its node timeout is long, so that a node frozen for a moment is
+// not failed over.
+func TestClusterShared(t *testing.T) {
+	c := redistest.NewCluster(t, redistest.ClusterOptions{NodeTimeout: 15 * time.Second})
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *redistest.Cluster)
+	}{
+		{"FirstCallWaitsForTheSlotMap", testClusterFirstCallWaitsForTheSlotMap},
+		{"RedirectWithinDeadlineDespiteAFrozenSeed", testClusterRedirectWithinDeadline},
+		{"NothingAfterStop", testClusterNothingAfterStop},
+		{"StatsCountEachCallOnceAndOnlyGrow", testClusterStatsOnlyGrow},
+		{"DeleteBucketsWithAFrozenMaster", testClusterDeleteBucketsWithAFrozenMaster},
+	} {
+		if !t.Run(tc.name, func(t *testing.T) { tc.test(t, c) }) {
+			// The cluster may not be as the next test expects.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			require.NoError(t, c.WaitHealthy(ctx))
+			cancel()
+		}
+	}
+}
+
+// clusterOpts returns options for a backend on c, with a key prefix of the
+// test's own.
+func clusterOpts(t *testing.T, c *redistest.Cluster, log *logtest.Recorder) hammerredis.Options {
+	return hammerredis.Options{
+		ExpiryMs:  60_000,
+		Cluster:   &hammerredis.ClusterConfig{Addrs: c.Addrs()[:2]},
+		RedisURL:  "redis://127.0.0.1:1", // never the system Redis
+		KeyPrefix: testPrefix(t),
+		Logger:    log.Logger(),
+	}
+}
+
+// startCluster starts a backend with opts and waits until it is connected.
+func startCluster(t *testing.T, opts hammerredis.Options) *hammerredis.Backend {
+	t.Helper()
+	b, err := hammerredis.Start(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { hammerredis.Stop(b) })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, b.WaitConnected(ctx))
+	return b
+}
+
+// otherMaster returns a master of c other than m.
+func otherMaster(t *testing.T, c *redistest.Cluster, m *redistest.Server) *redistest.Server {
+	t.Helper()
+	masters, err := c.Masters()
+	require.NoError(t, err)
+	for _, o := range masters {
+		if o != m {
+			return o
+		}
+	}
+	t.Fatalf("no master other than %s", m.Addr())
+	return nil
+}
+
+// moveSlot moves slot to the master to, and back to its master of now when
+// the test ends.
+func moveSlot(t *testing.T, c *redistest.Cluster, slot int, to *redistest.Server) {
+	t.Helper()
+	from, err := c.MasterOf(slot)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, c.MoveSlot(ctx, slot, to))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		require.NoError(t, c.MoveSlot(ctx, slot, from))
+	})
+}
+
+func testClusterFirstCallWaitsForTheSlotMap(t *testing.T, c *redistest.Cluster) {
+	// A call made right after Start waits for the first slot map instead of
+	// failing for the want of one. (Then the master's server may still be
+	// dialing: a server's first dial is the server's to wait for.)
+	for i := range 8 {
+		log := logtest.New()
+		b, err := hammerredis.Start(clusterOpts(t, c, log))
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: fmt.Sprint("first:", i)}, 1)
+		cancel()
+		hammerredis.Stop(b)
+		if err != nil {
+			require.NotContains(t, err.Error(), "slot map", "backend %d: the call did not wait for the first slot map", i)
+			require.ErrorIs(t, err, hammerredis.ErrClosed, "backend %d", i)
+		}
+	}
+
+	// Once the first slot map has failed, calls fail at once.
+	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 1000, RedisURL: "redis://127.0.0.1:1",
+		Cluster: &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}, Logger: logtest.New().Logger()})
+	require.NoError(t, err)
+	defer hammerredis.Stop(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	begin := time.Now()
+	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrClosed)
+	assert.ErrorContains(t, err, "127.0.0.1:1", "says why")
+	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrClosed)
+	assert.Less(t, time.Since(begin), time.Second, "no node answers: no wait")
+}
+
+// frozenSeed listens on a loopback port and accepts connections, but never
+// answers, as a frozen node would.
+func frozenSeed(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func testClusterRedirectWithinDeadline(t *testing.T, c *redistest.Cluster) {
+	log := logtest.New()
+	opts := clusterOpts(t, c, log)
+	// The frozen seed is asked first; the map is re-read only after a MOVED.
+	opts.Cluster.Addrs = append([]string{frozenSeed(t)}, c.Addrs()...)
+	opts.HealthCheckInterval = time.Hour
+	opts.RedisConfig = &hammerredis.RedisConfig{ReadTimeout: 3 * time.Second}
+	b := startCluster(t, opts)
+	key := hammerredis.BucketKey{Bucket: 1, ID: "moved"}
+	ctx := context.Background()
+	_, err := b.CountHit(ctx, key, 1)
+	require.NoError(t, err)
+
+	slot := protocol.Slot(protocol.Key(opts.KeyPrefix, key))
+	from, err := c.MasterOf(slot)
+	require.NoError(t, err)
+	moveSlot(t, c, slot, otherMaster(t, c, from))
+
+	const deadline = 300 * time.Millisecond
+	cctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	begin := time.Now()
+	n, err := b.CountHit(cctx, key, 2)
+	took := time.Since(begin)
+	t.Logf("a call redirected by MOVED, with a frozen seed, took %v", took.Round(time.Millisecond))
+	require.NoError(t, err, "log:\n%s", log)
+	assert.Equal(t, int64(2), n, "the bucket moved with its slot")
+	assert.Less(t, took, deadline+100*time.Millisecond)
+}
+
+// connsReceived returns how many connections the nodes of c have accepted,
+// read on the admin connections given.
+func connsReceived(t *testing.T, admins []redis.Conn) int {
+	t.Helper()
+	total := 0
+	for _, a := range admins {
+		info, err := redis.String(a.Do("INFO", "stats"))
+		require.NoError(t, err)
+		_, rest, ok := strings.Cut(info, "total_connections_received:")
+		require.True(t, ok, "INFO stats:\n%s", info)
+		var n int
+		_, err = fmt.Sscan(rest, &n)
+		require.NoError(t, err)
+		total += n
+	}
+	return total
+}
+
+func testClusterNothingAfterStop(t *testing.T, c *redistest.Cluster) {
+	var admins []redis.Conn
+	for _, s := range c.Nodes() {
+		admins = append(admins, s.Conn(t))
+	}
+	b := startCluster(t, clusterOpts(t, c, logtest.New()))
+	ctx := context.Background()
+	key := hammerredis.BucketKey{Bucket: 1, ID: "stop"}
+	_, err := b.CountHit(ctx, key, 1)
+	require.NoError(t, err)
+	before := connsReceived(t, admins)
+	require.NoError(t, hammerredis.Stop(b))
+
+	wctx, cancel := context.WithTimeout(ctx, waitLong)
+	defer cancel()
+	begin := time.Now()
+	assert.ErrorIs(t, b.WaitConnected(wctx), hammerredis.ErrStopped)
+	_, err = b.CountHit(wctx, key, 2)
+	assert.ErrorIs(t, err, hammerredis.ErrStopped)
+	_, err = b.GetBucket(wctx, key)
+	assert.ErrorIs(t, err, hammerredis.ErrStopped)
+	_, err = b.DeleteBuckets(wctx, key.ID)
+	assert.ErrorIs(t, err, hammerredis.ErrStopped)
+	assert.Less(t, time.Since(begin), 100*time.Millisecond, "at once")
+	assert.False(t, b.Connected())
+	assert.Equal(t, before, connsReceived(t, admins), "no connection to any node after Stop")
+}
+
+// assertStatsGrow checks that no counter of after is below its value in
+// before.
+func assertStatsGrow(t *testing.T, before, after hammerredis.Stats) {
+	t.Helper()
+	type counter struct {
+		name          string
+		before, after uint64
+	}
+	cs := []counter{
+		{"Calls.CountHit", before.Calls.CountHit, after.Calls.CountHit},
+		{"Calls.GetBucket", before.Calls.GetBucket, after.Calls.GetBucket},
+		{"Calls.DeleteBuckets", before.Calls.DeleteBuckets, after.Calls.DeleteBuckets},
+		{"Errors", before.Errors.Total(), after.Errors.Total()},
+		{"Connects", before.Connects, after.Connects},
+		{"Restarts", before.Restarts, after.Restarts},
+		{"DialFailures", before.DialFailures, after.DialFailures},
+		{"Latency.Count", before.Latency.Count, after.Latency.Count},
+		{"Latency.Sum", uint64(before.Latency.Sum), uint64(after.Latency.Sum)},
+	}
+	for i, bk := range before.Latency.Buckets {
+		cs = append(cs, counter{fmt.Sprint("Latency.Buckets[", i, "]"), bk.Count, after.Latency.Buckets[i].Count})
+	}
+	for _, c := range cs {
+		assert.GreaterOrEqual(t, c.after, c.before, "%s went backwards", c.name)
+	}
+}
+
+func testClusterStatsOnlyGrow(t *testing.T, c *redistest.Cluster) {
+	log := logtest.New()
+	opts := clusterOpts(t, c, log)
+	opts.HealthCheckInterval = time.Hour // the map changes only after MOVED
+	b := startCluster(t, opts)
+	ctx := context.Background()
+	key := hammerredis.BucketKey{Bucket: 1, ID: "stats"}
+	_, err := b.CountHit(ctx, key, 1)
+	require.NoError(t, err)
+	st0 := b.Stats()
+	assert.Equal(t, uint64(1), st0.Calls.CountHit)
+
+	// A call redirected by MOVED is one call.
+	slot := protocol.Slot(protocol.Key(opts.KeyPrefix, key))
+	from, err := c.MasterOf(slot)
+	require.NoError(t, err)
+	to := otherMaster(t, c, from)
+	moveSlot(t, c, slot, to)
+	n, err := b.CountHit(ctx, key, 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	st1 := b.Stats()
+	assert.Equal(t, st0.Calls.CountHit+1, st1.Calls.CountHit, "a redirected call counts once")
+	assert.Equal(t, st0.Errors.Total(), st1.Errors.Total(), "a followed redirect is no error")
+	assert.Equal(t, st0.Latency.Count+1, st1.Latency.Count)
+	assertStatsGrow(t, st0, st1)
+
+	// A master leaves the map (its replica takes over): its counts stay.
+	replica, err := c.ReplicaOf(to)
+	require.NoError(t, err)
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	require.NoError(t, c.Failover(fctx, replica))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, c.Failover(ctx, to))
+	})
+	// The old master answers MOVED: the map changes. (The new master's
+	// server may not have dialed yet when the call reaches it.)
+	_, err = b.CountHit(ctx, key, 3)
+	if err != nil {
+		require.ErrorIs(t, err, hammerredis.ErrClosed)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, waitLong)
+	defer wcancel()
+	require.NoError(t, b.WaitConnected(wctx))
+	_, err = b.CountHit(ctx, key, 4)
+	require.NoError(t, err, "log:\n%s", log)
+	st2 := b.Stats()
+	assert.Equal(t, st1.Calls.CountHit+2, st2.Calls.CountHit)
+	assert.Greater(t, st2.Connects, st1.Connects, "the new master's connection")
+	assertStatsGrow(t, st1, st2)
+	// Once the old master's server is stopped, its counts are folded in.
+	require.NoError(t, hammerredis.Stop(b))
+	assertStatsGrow(t, st2, b.Stats())
+}
+
+// keysOf counts the keys with prefix on the node behind admin.
+func keysOf(t *testing.T, admin redis.Conn, prefix string) int {
+	t.Helper()
+	keys, err := redis.Strings(admin.Do("KEYS", prefix+"*"))
+	require.NoError(t, err)
+	return len(keys)
+}
+
+func testClusterDeleteBucketsWithAFrozenMaster(t *testing.T, c *redistest.Cluster) {
+	masters, err := c.Masters()
+	require.NoError(t, err)
+	admins := map[*redistest.Server]redis.Conn{}
+	for _, m := range masters {
+		admins[m] = m.Conn(t)
+	}
+	const timeout = 500 * time.Millisecond
+	// Each master frozen in turn: whatever order the masters are scanned
+	// in, the others' buckets go, within one timeout for all.
+	for _, frozen := range masters {
+		opts := clusterOpts(t, c, logtest.New())
+		opts.DeleteBucketsTimeout = timeout
+		b := startCluster(t, opts)
+		ctx := context.Background()
+		for bucket := range int64(30) {
+			_, err := b.CountHit(ctx, hammerredis.BucketKey{Bucket: bucket, ID: "spread"}, 1)
+			require.NoError(t, err)
+		}
+		others := 0
+		for _, m := range masters {
+			if m != frozen {
+				others += keysOf(t, admins[m], opts.KeyPrefix)
+			}
+		}
+		require.NoError(t, frozen.Signal(syscall.SIGSTOP))
+		resume := sync.OnceFunc(func() { require.NoError(t, frozen.Signal(syscall.SIGCONT)) })
+		t.Cleanup(resume)
+
+		begin := time.Now()
+		n, err := b.DeleteBuckets(ctx, "spread")
+		took := time.Since(begin)
+		resume()
+		t.Logf("DeleteBuckets with %s frozen: %d deleted in %v: %v", frozen.Addr(), n, took.Round(time.Millisecond), err)
+		assert.ErrorIs(t, err, hammerredis.ErrTimeout)
+		assert.Less(t, took, timeout+200*time.Millisecond, "one DeleteBucketsTimeout for all masters")
+		assert.Equal(t, int64(others), n, "the keys of the masters that answered")
+		for _, m := range masters {
+			if m != frozen {
+				assert.Zero(t, keysOf(t, admins[m], opts.KeyPrefix), "%s still holds buckets", m.Addr())
+			}
+		}
+		require.NoError(t, hammerredis.Stop(b))
+	}
+}
+
+func TestClusterRefusesDatabaseAndSentinel(t *testing.T) {
+	cluster := &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}
+	for name, opts := range map[string]hammerredis.Options{
+		"RedisConfig.Database": {RedisConfig: &hammerredis.RedisConfig{Host: "127.0.0.1", Port: 1, Database: 2}},
+		"database in RedisURL": {RedisURL: "redis://127.0.0.1:1/2"},
+		"Sentinel": {RedisURL: "redis://127.0.0.1:1",
+			Sentinel: &hammerredis.SentinelConfig{Addrs: []string{"127.0.0.1:1"}, MasterName: "m"}},
+	} {
+		opts.ExpiryMs, opts.Cluster = 1000, cluster
+		_, err := hammerredis.New(opts)
+		assert.ErrorIs(t, err, hammerredis.ErrInvalid, name)
+		_, err = hammerredis.Start(opts)
+		assert.ErrorIs(t, err, hammerredis.ErrInvalid, name)
+	}
+}
+
+func TestClusterWaitConnectedEndsAtStop(t *testing.T) {
+	// No node answers: the slot map never comes.
+	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 1000, RedisURL: "redis://127.0.0.1:1",
+		Cluster: &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}, Logger: logtest.New().Logger()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.WaitConnected(ctx) }()
+	require.NoError(t, hammerredis.Stop(b))
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, hammerredis.ErrStopped)
+	case <-time.After(time.Second):
+		t.Fatal("WaitConnected still waits a second after Stop")
+	}
+	assert.ErrorIs(t, b.WaitConnected(ctx), hammerredis.ErrStopped)
+	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrStopped)
 }

@@ -100,7 +100,8 @@ type Options struct {
 
 	// Cluster, when set, talks to a Redis Cluster: one pipelining server per
 	// master, calls routed by their key's slot, redirects followed (see
-	// ClusterConfig). PoolSize and Sentinel do not apply.
+	// ClusterConfig). PoolSize does not apply; New refuses it together
+	// with Sentinel or a Database.
 	Cluster *ClusterConfig
 
 	// HashTagKeys writes keys as "<prefix>{<id>}:<bucket>", so that on a

@@ -226,3 +226,18 @@ func (s Stats) Add(o Stats) Stats {
 	}
 	return r
 }
+
+// Recorder counts calls made above the servers, as a Redis Cluster router
+// does: a call that a redirect sent to two servers is one call of the
+// router's. Its zero value is ready; it is safe for concurrent use.
+type Recorder struct{ st stats }
+
+// Record counts one finished call; req is held by pointer, as the servers'
+// calls hold theirs.
+func (r *Recorder) Record(req protocol.Request, err error, took time.Duration) {
+	r.st.record(req, err, took)
+}
+
+// Snapshot returns the calls, errors and latencies recorded so far; the
+// connection and queue fields are zero.
+func (r *Recorder) Snapshot() Stats { return r.st.snapshot() }

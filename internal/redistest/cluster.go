@@ -444,3 +444,155 @@ func (c *Cluster) Stop() {
 
 // Slot returns the hash slot of key as Redis computes it (protocol.Slot).
 func Slot(key string) int { return protocol.Slot(key) }
+
+// nodeID returns the cluster node id of s.
+func nodeID(s *Server) (string, error) {
+	conn, err := s.Dial()
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	id, err := redis.String(conn.Do("CLUSTER", "MYID"))
+	if err != nil {
+		return "", fmt.Errorf("redistest: %s: CLUSTER MYID: %w", s.Addr(), err)
+	}
+	return id, nil
+}
+
+// each runs cmd on s, on a connection of its own.
+func each(s *Server, cmd string, args ...any) (any, error) {
+	conn, err := s.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r, err := conn.Do(cmd, args...)
+	if err != nil {
+		return nil, fmt.Errorf("redistest: %s: %s %v: %w", s.Addr(), cmd, args, err)
+	}
+	return r, nil
+}
+
+// MoveSlot moves slot and its keys to the master to, as redis-cli
+// --cluster reshard does (IMPORTING, MIGRATING, MIGRATE, SETSLOT NODE), and
+// waits until every live node says that to serves it. A client that read
+// the slot map before gets MOVED for the slot's keys from its old master.
+func (c *Cluster) MoveSlot(ctx context.Context, slot int, to *Server) error {
+	from, err := c.MasterOf(slot)
+	if err != nil || from == to {
+		return err
+	}
+	fromID, err := nodeID(from)
+	if err != nil {
+		return err
+	}
+	toID, err := nodeID(to)
+	if err != nil {
+		return err
+	}
+	if _, err := each(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID); err != nil {
+		return err
+	}
+	if _, err := each(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID); err != nil {
+		return err
+	}
+	for {
+		keys, err := redis.Strings(each(from, "CLUSTER", "GETKEYSINSLOT", slot, 100))
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"127.0.0.1", to.Port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if _, err := each(from, "MIGRATE", args...); err != nil {
+			return err
+		}
+	}
+	// The new owner first, then the old one, then the others.
+	masters, err := c.Masters()
+	if err != nil {
+		return err
+	}
+	order := []*Server{to, from}
+	for _, m := range masters {
+		if m != to && m != from {
+			order = append(order, m)
+		}
+	}
+	for _, m := range order {
+		if _, err := each(m, "CLUSTER", "SETSLOT", slot, "NODE", toID); err != nil {
+			return err
+		}
+	}
+	return poll(ctx, fmt.Sprintf("every node says %s serves slot %d", to.Addr(), slot), func() (bool, error) {
+		for _, s := range c.live() {
+			nodes, err := view(s)
+			if err != nil {
+				return false, nil // a node may be busy: ask again
+			}
+			if owner(nodes, slot) != to.Addr() {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// owner returns the address of the node that serves slot in nodes, or "".
+func owner(nodes []clusterNode, slot int) string {
+	for _, n := range nodes {
+		for _, r := range n.slots {
+			if r[0] <= slot && slot <= r[1] {
+				return n.addr
+			}
+		}
+	}
+	return ""
+}
+
+// ReplicaOf returns a live replica of master.
+func (c *Cluster) ReplicaOf(master *Server) (*Server, error) {
+	nodes, err := c.liveView()
+	if err != nil {
+		return nil, err
+	}
+	var masterID string
+	for _, n := range nodes {
+		if n.addr == master.Addr() {
+			masterID = n.id
+		}
+	}
+	for _, n := range nodes {
+		if masterID != "" && n.masterID == masterID && !n.failing() {
+			if s := c.byAddr(n.addr); s != nil && s.Pid() != 0 {
+				return s, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("redistest: master %s has no live replica", master.Addr())
+}
+
+// Failover promotes replica with CLUSTER FAILOVER TAKEOVER, and waits until
+// the cluster is healthy with replica a master and its old master a replica
+// of it. Clients that read the slot map before get MOVED from the old
+// master. A takeover needs no election, so it works again right after
+// another failover (the masters would not vote for one within twice the
+// node timeout); writes not yet replicated are lost: WAIT on the master
+// first to keep them.
+func (c *Cluster) Failover(ctx context.Context, replica *Server) error {
+	if _, err := each(replica, "CLUSTER", "FAILOVER", "TAKEOVER"); err != nil {
+		return err
+	}
+	err := poll(ctx, replica.Addr()+" is a master", func() (bool, error) {
+		masters, err := c.Masters()
+		return err == nil && slices.Contains(masters, replica) && len(masters) == c.opts.Masters, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.waitHealthy(ctx, c.opts.ReplicasPerMaster)
+}
