@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"math"
+	"strings"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/hammer-go/hammerredis/protocol"
@@ -70,6 +72,26 @@ func addOverflows(a, b int64) bool {
 	return (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b)
 }
 
+// groupNotRun reports whether a coalesced group's error says that its
+// script wrote nothing, and the error as Redis would have given it: NOSCRIPT
+// (the script did not run) or a refusal the script made before its first
+// write, which it marks with notRunCode.
+func groupNotRun(err error) (bool, error) {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false, err
+	}
+	if why, ok := strings.CutPrefix(string(rerr), notRunCode+" "); ok {
+		return true, redis.Error(why)
+	}
+	return isNoScript(err), err
+}
+
+func isReadOnly(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "READONLY")
+}
+
 func resize[T any](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
@@ -98,9 +120,12 @@ func (s *Server) sendGroup(conn redis.Conn, f *flight, k int) error {
 }
 
 // answerGroup answers every call of the group of f that starts at call k
-// from the coalesced reply: the count after all of them.
-func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any) {
-	total, err := decodeCount(reply)
+// from the coalesced reply, the count after all of them, or with its error.
+func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any, err error) {
+	total := int64(0)
+	if err == nil {
+		total, err = decodeCount(reply)
+	}
 	after := f.sum[k] // increments not yet accounted for, this call's included
 	for i := int32(k); i >= 0; i = f.next[i] {
 		c := f.calls[i]

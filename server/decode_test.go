@@ -2,8 +2,11 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/hammer-go/hammerredis/protocol"
 )
@@ -91,4 +94,13 @@ func FuzzDecode(f *testing.F) {
 			t.Errorf("decodeCount: %v is not ErrBadReply", err)
 		}
 	})
+}
+
+func TestScriptsBoundTheTTLAsOptionsDo(t *testing.T) {
+	want := protocol.ExpirySeconds(protocol.MaxExpiryMs)
+	assert.Equal(t, want, int64(maxTTL))
+	for _, src := range []string{CountHitLua, coalescedLua} {
+		assert.Contains(t, src, fmt.Sprintf("ttl > %d", want))
+	}
+	assert.Contains(t, coalescedLua, "'"+notRunCode+" '")
 }

@@ -107,7 +107,7 @@ func (s *Server) callErr(conn redis.Conn, req protocol.Request, err error) error
 		return fmt.Errorf("%w (%s): no reply from redis, the outcome is unknown: %w", protocol.ErrTimeout, op, err)
 	case conn.Err() != nil:
 		return fmt.Errorf("%w (%s): the outcome is unknown: %w", protocol.ErrDisconnected, op, err)
-	case errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "READONLY"):
+	case isReadOnly(err):
 		// A replica now (a failover demoted this server): the call did not
 		// run. Closing the connection makes Serve redial, through the
 		// sentinels when they are configured.

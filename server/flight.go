@@ -80,7 +80,14 @@ func (s *Server) launch(conn redis.Conn, calls []*call, evalSource, coalesce boo
 		return
 	}
 	s.flights = append(s.flights, f)
-	s.inAir += len(f.calls)
+	s.setInAir(s.inAir + len(f.calls))
+}
+
+// setInAir sets the count of calls in the air, which MaxPipeline bounds,
+// and publishes it for Stats.
+func (s *Server) setInAir(n int) {
+	s.inAir = n
+	s.stats.inAir.Store(int64(n))
 }
 
 // receive reads replies of the oldest flight and answers their calls. It
@@ -107,7 +114,10 @@ func (s *Server) receive(conn redis.Conn) {
 			s.failAirborne(conn, err)
 			return
 		}
-		s.inAir -= s.land(conn, f, k, reply, err)
+		// The group leaves the air, before its callers hear of it: answered,
+		// or kept for a re-send that counts it again when it is written.
+		s.setInAir(s.inAir - f.groupSize(k))
+		s.land(conn, f, k, reply, err)
 		f.due++
 		if f.due < len(f.calls) {
 			if n := min(len(s.requests), s.cfg.MaxPipeline-s.inAir); n > 0 && n >= (s.inAir+1)/2 {
@@ -125,50 +135,65 @@ func (s *Server) receive(conn redis.Conn) {
 	s.launch(conn, singly, false, false)
 }
 
-// land answers the group of f led by call k from its reply and returns how
-// many calls that answered (0 when they are to be sent again).
-func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) int {
+// groupSize returns how many calls the group led by call k holds.
+func (f *flight) groupSize(k int) int {
+	n := 0
+	for i := int32(k); i >= 0; i = f.next[i] {
+		n++
+	}
+	return n
+}
+
+// land answers the group of f led by call k from its reply, or keeps its
+// calls to be sent again when the reply says that nothing ran.
+func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) {
 	c := f.calls[k]
 	if f.next[k] < 0 {
 		if !f.evalSource && isNoScript(err) {
 			// EVALSHA did not run: after a SCRIPT FLUSH or a failover to a
 			// server that never saw the script. Sending it again is safe.
 			f.noScript = append(f.noScript, c)
-			return 0
+		} else {
+			s.finish(conn, c, reply, err)
 		}
-		s.finish(conn, c, reply, err)
-		return 1
+		return
 	}
-	n := 0
-	for i := int32(k); i >= 0; i = f.next[i] {
-		n++
-	}
-	if err != nil {
-		if isNoScript(err) {
+	notRun, why := groupNotRun(err)
+	switch {
+	case notRun && isReadOnly(why):
+		// A replica now: nothing ran, and nothing will on this connection.
+		for i := int32(k); i >= 0; i = f.next[i] {
+			f.calls[i].fail(s.callErr(conn, f.calls[i].req, why))
+		}
+	case notRun:
+		if isNoScript(why) {
 			s.evalCoalesced = true
 		}
-		// The coalesced script failed at its HINCRBY, before writing
-		// anything (NOSCRIPT, an overflow of the sum, WRONGTYPE): run the
-		// group's calls one by one, each with its own outcome.
+		// The coalesced script wrote nothing (NOSCRIPT, or it refused
+		// before its first write: a key of another type, a sum that
+		// overflows, a command the user may not run): run the group's
+		// calls one by one, each with its own outcome.
 		for i := int32(k); i >= 0; i = f.next[i] {
 			f.singly = append(f.singly, f.calls[i])
 		}
-		return 0
+	default:
+		// Answered, or failed after its first write: the sum may be
+		// counted, so the hits are never sent again (answerGroup fails
+		// them all with the error).
+		s.answerGroup(conn, f, k, reply, err)
 	}
-	s.answerGroup(conn, f, k, reply)
-	return n
 }
 
 // failAirborne answers every call in the air after the connection broke:
 // they were written, so their outcome is unknown.
 func (s *Server) failAirborne(conn redis.Conn, err error) {
+	s.setInAir(0)
 	for _, f := range s.flights {
 		f.eachUnanswered(func(c *call) { c.fail(s.callErr(conn, c.req, err)) })
 		s.freeFlight(f)
 	}
 	clear(s.flights)
 	s.flights = s.flights[:0]
-	s.inAir = 0
 }
 
 // eachUnanswered calls fn for every call of f not answered yet.

@@ -373,7 +373,8 @@ func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
 			return int64(1), nil
 		}
 		if args[0] == coalescedSHA {
-			return nil, redis.Error("ERR increment or decrement would overflow")
+			// Refused before its first write: the script marks it.
+			return nil, redis.Error(notRunCode + " ERR increment or decrement would overflow")
 		}
 		if args[4].(int64) == 2 {
 			return nil, redis.Error("ERR increment or decrement would overflow")
@@ -389,6 +390,96 @@ func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
 	assert.NoError(t, errs[0])
 	assert.ErrorIs(t, errs[1], protocol.ErrRedis, "only the hit that overflows fails")
 	assert.NoError(t, errs[2])
+}
+
+func TestCoalescedFailureAfterItsFirstWriteIsNeverResent(t *testing.T) {
+	g := newGate()
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			g.hold()
+			return int64(1), nil
+		}
+		if args[0] == coalescedSHA {
+			// HINCRBY ran; EXPIRE did not: the sum is counted.
+			return nil, redis.Error("NOPERM User limited has no permissions to run the 'expire' command script: f_x, on @user_script:27.")
+		}
+		return int64(9), nil
+	}
+	h := run(t, Config{}, conn)
+	h.connected(t)
+	k := protocol.BucketKey{Bucket: 1, ID: "k"}
+	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 2},
+		protocol.CountHit{Key: k, Increment: 3}}
+	for _, err := range queueBehind(t, h, g, reqs) {
+		assert.ErrorIs(t, err, protocol.ErrRedis)
+		assert.ErrorContains(t, err, "NOPERM")
+	}
+	sent := 0
+	for _, c := range conn.commands() {
+		if strings.Contains(c, ":k:") {
+			sent++
+		}
+	}
+	assert.Equal(t, 1, sent, "the group's hits went out once, coalesced, and never again")
+}
+
+func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
+	var mu sync.Mutex
+	var g *gate
+	nextGate := func() *gate {
+		mu.Lock()
+		defer mu.Unlock()
+		g = newGate()
+		return g
+	}
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		if strings.Contains(fmt.Sprint(args...), "first") {
+			mu.Lock()
+			cur := g
+			mu.Unlock()
+			cur.hold()
+			return int64(1), nil
+		}
+		if args[0] == coalescedSHA {
+			return nil, redis.Error(notRunCode + " WRONGTYPE Operation against a key holding the wrong kind of value")
+		}
+		return int64(1), nil
+	}
+	const maxPipeline = 8
+	h := run(t, Config{MaxPipeline: maxPipeline}, conn)
+	h.connected(t)
+	k := protocol.BucketKey{Bucket: 1, ID: "k"}
+	for round := range 10 { // 30 re-sends, well past MaxPipeline
+		reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 1},
+			protocol.CountHit{Key: k, Increment: 1}}
+		for _, err := range queueBehind(t, h, nextGate(), reqs) {
+			require.NoError(t, err)
+		}
+		require.Zero(t, h.s.Stats().InAir, "round %d: every call answered, none in the air", round)
+	}
+
+	// The pipeline still takes every queued call at once.
+	conn.mu.Lock()
+	conn.maxPending = 0
+	conn.mu.Unlock()
+	reqs := make([]protocol.Request, maxPipeline-1)
+	for i := range reqs {
+		reqs[i] = countHit(fmt.Sprint("q", i))
+	}
+	for _, err := range queueBehind(t, h, nextGate(), reqs) {
+		require.NoError(t, err)
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	assert.Equal(t, len(reqs), conn.maxPending, "the queued calls went out as one flight")
 }
 
 func TestCoalescingCanBeDisabled(t *testing.T) {

@@ -15,12 +15,19 @@ import "github.com/gomodule/redigo/redis"
 // 2^53, so a count that large is read back as the string Redis stores.
 // Unlike MULTI/EXEC, an error in HINCRBY
 // (WRONGTYPE, overflow) aborts the script before anything is written, so a
-// key of another type keeps its TTL untouched.
+// key of another type keeps its TTL untouched; so does a TTL out of range,
+// checked first. An error after HINCRBY (a user who may not run HSET or
+// EXPIRE) comes after the count was written: the call fails with ErrRedis,
+// and is never sent again.
 var countHitScript = redis.NewScript(1, CountHitLua)
 
 // CountHitLua is the count_hit script's source, for tools that must do the
 // same Redis work as the backend (benchmarks of bare clients).
 const CountHitLua = `
+local ttl = tonumber(ARGV[3])
+if not ttl or ttl < 1 or ttl > 3155760001 then
+  return redis.error_reply('ERR count_hit: invalid TTL ' .. ARGV[3])
+end
 local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[1])
@@ -30,6 +37,11 @@ if count >= 9007199254740992 or count <= -9007199254740992 then
 end
 return count
 `
+
+// maxTTL is the largest TTL the scripts accept, written in them as a
+// literal: protocol.ExpirySeconds(protocol.MaxExpiryMs). A TTL that Redis
+// would refuse is refused before anything is written.
+const maxTTL = 3155760001
 
 // The script's EVALSHA and EVAL arguments, boxed once.
 var (
@@ -45,10 +57,39 @@ var (
 //	ARGV[2] the last hit's now (updated)
 //	ARGV[3] the sum of the increments
 //	ARGV[4] the TTL in seconds
+//
+// Whatever can make it fail is checked before its first write: the TTL, the
+// user's right to run each command (Redis 7's redis.acl_check_cmd; older
+// servers skip it), then the key's type and the sum's range by HINCRBY
+// itself, the first write, run with pcall. Such a refusal is returned as an error marked with
+// notRunCode: nothing was written, so the server runs the group's hits one by
+// one, each with its own outcome. Any other error came after the sum was
+// counted, and the hits are never sent again.
 var coalescedScript = redis.NewScript(1, coalescedLua)
 
+// notRunCode starts the error of a coalesced script that wrote nothing.
+const notRunCode = "NOTRUN"
+
 const coalescedLua = `
-local count = redis.call('HINCRBY', KEYS[1], 'count', ARGV[3])
+local function refuse(why)
+  return redis.error_reply('NOTRUN ' .. why)
+end
+local ttl = tonumber(ARGV[4])
+if not ttl or ttl < 1 or ttl > 3155760001 then
+  return refuse('ERR count_hit: invalid TTL ' .. ARGV[4])
+end
+if redis.acl_check_cmd then
+  if not (redis.acl_check_cmd('HINCRBY', KEYS[1], 'count', ARGV[3])
+      and redis.acl_check_cmd('HSETNX', KEYS[1], 'created', ARGV[1])
+      and redis.acl_check_cmd('HSET', KEYS[1], 'updated', ARGV[2])
+      and redis.acl_check_cmd('EXPIRE', KEYS[1], ARGV[4])) then
+    return refuse('NOPERM this user has no permissions to run one of the commands of count_hit')
+  end
+end
+local count = redis.pcall('HINCRBY', KEYS[1], 'count', ARGV[3])
+if type(count) == 'table' and count['err'] then
+  return refuse(count['err'])
+end
 redis.call('HSETNX', KEYS[1], 'created', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])

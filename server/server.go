@@ -606,7 +606,8 @@ func (s *Server) reset() {
 		s.freeFlight(f)
 	}
 	clear(s.flights)
-	s.flights, s.inAir = s.flights[:0], 0
+	s.flights = s.flights[:0]
+	s.setInAir(0)
 	clear(s.batch)
 	s.batch = s.batch[:0]
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ type fakeConn struct {
 	maxPending int
 	broken     error
 	closed     bool
+	onClose    func() // called by Close, if set
 }
 
 func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
@@ -72,8 +74,12 @@ func (c *fakeConn) Err() error {
 
 func (c *fakeConn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	onClose := c.onClose
+	c.mu.Unlock()
+	if onClose != nil {
+		onClose()
+	}
 	return nil
 }
 
@@ -511,4 +517,37 @@ func TestWaitConnected(t *testing.T) {
 		s.Stop()
 		assert.ErrorIs(t, s.WaitConnected(context.Background()), protocol.ErrStopped)
 	})
+}
+
+func TestLostConnectionErrorIsReadWithoutARace(t *testing.T) {
+	// Serve records why its connection was lost for callers to read
+	// (closedErr); then its deferred functions may rewrite its result, when
+	// its context ends meanwhile (here: while the connection is closed).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn := &fakeConn{onClose: cancel}
+	conn.do = func(cmd string, _ ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, conn.breakWith(io.ErrUnexpectedEOF)
+	}
+	s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: -1,
+		Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+	require.NoError(t, err)
+	defer s.Stop()
+	read := make(chan string)
+	go func() { // a caller that reads the error as soon as it is recorded
+		for s.lastErr.Load() == nil {
+			runtime.Gosched()
+		}
+		read <- s.closedErr().Error()
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	require.NoError(t, s.WaitConnected(context.Background()))
+	_, err = s.Do(context.Background(), countHit("a"))
+	assert.ErrorIs(t, err, protocol.ErrDisconnected)
+	assert.ErrorIs(t, <-errc, protocol.ErrStopped)
+	assert.Contains(t, <-read, "unexpected EOF", "the reason the connection was lost")
 }

@@ -29,6 +29,9 @@ type Stats struct {
 	// QueueDepth is how many calls wait in the queue at the snapshot, and
 	// QueueCapacity how many it holds.
 	QueueDepth, QueueCapacity int
+	// InAir is how many calls were written to Redis and wait for their
+	// replies at the snapshot: 0 whenever the backend is idle.
+	InAir int
 	// Latency is the distribution of call durations as the callers saw
 	// them, from the call to its reply or error.
 	Latency Histogram
@@ -107,6 +110,7 @@ type stats struct {
 	connects     atomic.Uint64
 	restarts     atomic.Uint64
 	dialFailures atomic.Uint64
+	inAir        atomic.Int64 // a gauge: Server.inAir, published
 	latCount     atomic.Uint64
 	latSum       atomic.Int64
 	latBuckets   [latencyBuckets]atomic.Uint64 // not cumulative
@@ -174,6 +178,7 @@ func (st *stats) snapshot() Stats {
 	s.Connects = st.connects.Load()
 	s.Restarts = st.restarts.Load()
 	s.DialFailures = st.dialFailures.Load()
+	s.InAir = int(st.inAir.Load())
 	s.Latency.Count = st.latCount.Load()
 	s.Latency.Sum = time.Duration(st.latSum.Load())
 	s.Latency.Buckets = make([]Bucket, latencyBuckets)
@@ -216,6 +221,7 @@ func (s Stats) Add(o Stats) Stats {
 	r.DialFailures += o.DialFailures
 	r.QueueDepth += o.QueueDepth
 	r.QueueCapacity += o.QueueCapacity
+	r.InAir += o.InAir
 	r.Latency.Count += o.Latency.Count
 	r.Latency.Sum += o.Latency.Sum
 	r.Latency.Buckets = append([]Bucket(nil), s.Latency.Buckets...)
