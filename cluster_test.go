@@ -3,7 +3,6 @@ package hammerredis_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -347,47 +346,11 @@ func testClusterFirstCallWaitsForTheSlotMap(t *testing.T, c *redistest.Cluster) 
 	assert.Less(t, time.Since(begin), time.Second, "no node answers: no wait")
 }
 
-// frozenSeed listens on a loopback port and accepts connections, but never
-// answers, as a frozen node would.
-func frozenSeed(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func testClusterRedirectWithinDeadline(t *testing.T, c *redistest.Cluster) {
 	log := logtest.New()
 	opts := clusterOpts(t, c, log)
 	// The frozen seed is asked first; the map is re-read only after a MOVED.
-	opts.Cluster.Addrs = append([]string{frozenSeed(t)}, c.Addrs()...)
+	opts.Cluster.Addrs = append([]string{redistest.NewSilent(t).Addr()}, c.Addrs()...)
 	opts.HealthCheckInterval = time.Hour
 	opts.RedisConfig = &hammerredis.RedisConfig{ReadTimeout: 3 * time.Second}
 	b := startCluster(t, opts)

@@ -368,7 +368,6 @@ func (c RedisConfig) target() dialTarget {
 	}
 	t.opts = []redis.DialOption{
 		redis.DialConnectTimeout(c.ConnectTimeout),
-		redis.DialTLSHandshakeTimeout(c.ConnectTimeout),
 		redis.DialReadTimeout(c.ReadTimeout),
 		redis.DialWriteTimeout(c.WriteTimeout),
 	}
@@ -385,7 +384,7 @@ func (c RedisConfig) target() dialTarget {
 		t.opts = append(t.opts, redis.DialClientName(c.ClientName))
 	}
 	if c.TLS != nil {
-		t.opts = append(t.opts, redis.DialUseTLS(true), redis.DialTLSConfig(c.TLS))
+		t.opts = append(t.opts, redis.DialContextFunc(tlsDialer(c.TLS, c.ConnectTimeout)))
 	}
 	return t
 }

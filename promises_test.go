@@ -118,13 +118,14 @@ func TestStopWhileAConnectionIsPreparedReturnsPromptly(t *testing.T) {
 		{"PING", func(addr string) string { return "redis://" + addr }},
 		{"AUTH", func(addr string) string { return "redis://:secret@" + addr }},
 		{"SELECT", func(addr string) string { return "redis://" + addr + "/2" }},
+		{"TLS handshake", func(addr string) string { return "rediss://" + addr }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			silent := redistest.NewSilent(t)
 			b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 1000, RedisURL: tt.url(silent.Addr()),
 				Logger: logtest.New().Logger()}) // ReadTimeout 5s
 			require.NoError(t, err)
-			<-silent.Accepted()
+			<-silent.Received() // the command (or ClientHello) is out
 			begin := time.Now()
 			require.NoError(t, hammerredis.Stop(b))
 			assert.Less(t, time.Since(begin), time.Second, "Stop does not wait for a ReadTimeout")
