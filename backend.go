@@ -235,8 +235,9 @@ func (b *Backend) Stats() Stats {
 // WaitConnected waits until the backend has a working connection. It
 // returns nil then, ErrStopped if the backend is stopped first, or ctx's
 // error. Start returns before the first connection is up (as Elixir with
-// sync_connect: false); call WaitConnected to wait for it, at start-up or
-// in a readiness probe.
+// sync_connect: false); calls made meanwhile wait for the first attempt
+// only. Call WaitConnected to wait for the connection, at start-up or in a
+// readiness probe.
 func (b *Backend) WaitConnected(ctx context.Context) error {
 	if b.cluster != nil {
 		return b.cluster.waitConnected(ctx)

@@ -9,8 +9,10 @@ import (
 
 // Start starts a backend under its own private supervisor, like Elixir's
 // start/1: not linked to any tree of the caller's. It returns at once, even
-// while Redis is unreachable: calls fail with ErrClosed until the connection
-// is up. Stop it with Stop.
+// while Redis is unreachable. A call made before the first connection
+// attempt has ended waits for it, within its context; after a failed
+// attempt, calls fail with ErrClosed at once until the connection is up.
+// Stop it with Stop.
 func Start(opts Options) (*Backend, error) {
 	b, err := New(opts)
 	if err != nil {

@@ -8,6 +8,9 @@
 // [Server.Serve]; callers only send typed requests (package protocol) on the
 // handle's channel and wait for the reply. The channel lives on the handle,
 // not in Serve, so callers keep the same handle while Serve is restarted.
+// [Server.DeleteBuckets] is the exception: it scans on a connection of its
+// own, dialed on the caller's goroutine and closed after it (delete.go), so
+// that rate checks never wait behind it.
 //
 // # Lifecycle
 //
@@ -17,8 +20,10 @@
 // others are in the air go out together (flight.go), and hits on one bucket
 // queued together are coalesced (coalesce.go). A broken connection ends Serve
 // with an error so that its supervisor restarts it; the restarted Serve dials
-// again. While no connection is up, calls fail at once with
-// protocol.ErrClosed.
+// again. A call made before the first connection attempt has ended waits for
+// it; after that, while no connection is up, calls fail at once with
+// protocol.ErrClosed. [Server.Redial] drops a working connection whose
+// address is no longer the one to use.
 //
 // Package server does not import suture: *Server satisfies suture.Service by
 // shape (Serve and String); package supervisor wires it into a tree.
@@ -28,7 +33,9 @@
 // An error reply from Redis goes back to its caller (protocol.ErrRedis) and
 // the connection stays. A request whose connection broke after it was taken
 // gets protocol.ErrDisconnected or protocol.ErrTimeout: its outcome is
-// unknown, and it is never re-sent.
+// unknown, and it is never re-sent. Only a call that Redis says did not run
+// is sent again: NOSCRIPT, and a coalesced group refused before its first
+// write (script.go).
 package server
 
 import (
