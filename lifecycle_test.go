@@ -304,15 +304,22 @@ func TestBackendIsASutureService(t *testing.T) {
 	b, err := hammerredis.New(hammerredis.Options{ExpiryMs: 1000, RedisURL: redisURL,
 		KeyPrefix: testPrefix(t), Logger: rec.Logger()})
 	require.NoError(t, err)
-	_, err = b.CountHit(context.Background(), hammerredis.BucketKey{ID: "x"}, 1)
-	assert.ErrorIs(t, err, hammerredis.ErrClosed, "not started yet")
+	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelShort()
+	_, err = b.CountHit(short, hammerredis.BucketKey{ID: "x"}, 1)
+	assert.ErrorIs(t, err, hammerredis.ErrTimeout, "not started yet: the call waits for the first dial, within its context")
+	early := make(chan error, 1)
+	go func() { // made before the backend runs, answered once it does
+		_, err := b.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)
+		early <- err
+	}()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sup := suture.New("app", suture.Spec{EventHook: func(suture.Event) {}})
 	sup.Add(b)
 	errc := sup.ServeBackground(ctx)
-	rec.WaitCount(t, connectedMsg, 1, waitLong)
-	assert.Equal(t, int64(1), hit(t, b, "x"))
+	require.NoError(t, <-early)
+	assert.Equal(t, int64(2), hit(t, b, "x"))
 	assert.Equal(t, "hammerredis("+shared.Addr()+")", b.String())
 	cancel()
 	<-errc

@@ -369,6 +369,7 @@ func (c *Cluster) unhealthy(replicas int) (string, error) {
 		node clusterNode
 	}
 	var selves []self
+	views := map[string][]clusterNode{} // by viewer
 	for _, s := range live {
 		conn, err := s.Dial()
 		if err != nil {
@@ -386,6 +387,7 @@ func (c *Cluster) unhealthy(replicas int) (string, error) {
 		if err != nil {
 			return err.Error(), err
 		}
+		views[s.Addr()] = nodes
 		for _, n := range nodes {
 			other := c.byAddr(n.addr)
 			switch {
@@ -401,6 +403,17 @@ func (c *Cluster) unhealthy(replicas int) (string, error) {
 		}
 		if len(nodes) != len(c.nodes) {
 			return fmt.Sprintf("%s knows %d nodes, not %d", s.Addr(), len(nodes), len(c.nodes)), nil
+		}
+	}
+	// Every node sees every live node in the role that node says it has:
+	// Masters and MasterOf read one node's view.
+	for _, m := range selves {
+		for viewer, nodes := range views {
+			for _, n := range nodes {
+				if n.addr == m.s.Addr() && n.has("master") != m.node.has("master") {
+					return fmt.Sprintf("%s does not see %s in its role yet", viewer, n.addr), nil
+				}
+			}
 		}
 	}
 	for _, m := range selves {
