@@ -19,6 +19,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/logtest"
@@ -171,10 +172,10 @@ func TestSentinelFailover(t *testing.T) {
 			took, stale := waitRecovered(t, f, newMaster, reported)
 			// A forced failover leaves the old master up and writable until
 			// the sentinels turn it into a replica (about 10s here): the
-			// backend must not wait for that. It asks the sentinels every
-			// HealthCheckInterval (1s), busy or not, and redials when they
-			// name another master; hits counted on the old master in between
-			// are lost when it resyncs.
+			// backend must not wait for that. It hears of the promotion on
+			// the sentinels' pub/sub, or else on its poll every
+			// HealthCheckInterval (1s), and redials; hits counted on the old
+			// master in between would be lost when it resyncs.
 			assert.Less(t, took, 3*time.Second, "the backend followed the new master within a health check and a redial")
 			t.Logf("%s failover: the sentinels reported the new master %v after it began; "+
 				"the backend counted on it %v after that (%d hits counted on the old master meanwhile)",
@@ -497,4 +498,33 @@ func TestSentinelConfigRedactsPassword(t *testing.T) {
 		assert.Contains(t, text.String(), "[redacted]", "%T logged shows that a password is set", v)
 	}
 	assert.Equal(t, "{Addrs:[127.0.0.1:26379] MasterName:m Username:u Password:[redacted] Timeout:0s}", sc.String())
+}
+
+// Stop returns promptly and leaves no goroutine of the sentinel watcher,
+// even with a frozen sentinel holding a subscription and a dial.
+func TestSentinelStopIsPromptAndLeavesNoGoroutine(t *testing.T) {
+	g := redistest.NewSentinelGroup(t)
+	frozen := redistest.NewFrozenSentinel(t)
+	ignore := goleak.IgnoreCurrent()
+	b, err := hammerredis.Start(hammerredis.Options{
+		ExpiryMs:  60_000,
+		Sentinel:  &hammerredis.SentinelConfig{Addrs: append([]string{frozen.Addr()}, g.SentinelAddrs()...), MasterName: g.MasterName()},
+		RedisURL:  "redis://" + deadAddr(t),
+		KeyPrefix: testPrefix(t),
+		PoolSize:  2,
+		Logger:    logtest.New().Logger(),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, b.WaitConnected(ctx))
+	assert.Equal(t, int64(1), hit(t, b, "s"))
+
+	began := time.Now()
+	hammerredis.Stop(b)
+	took := time.Since(began)
+	assert.Less(t, took, time.Second, "Stop returned promptly")
+	frozen.Close() // its own goroutines serve the backend's connections
+	goleak.VerifyNone(t, ignore)
+	t.Logf("Stop took %v", took.Round(time.Millisecond))
 }
