@@ -115,24 +115,37 @@ func New(opts Options) (*Backend, error) {
 		b.tree.Add(topology{b.cluster})
 		return b, nil
 	}
+	var watcher *sentinelWatcher
+	if opts.Sentinel != nil {
+		// One watcher follows the master for every server of the backend.
+		rc, err := opts.redisConfig()
+		if err != nil {
+			return nil, err
+		}
+		watcher = newSentinelWatcher(*opts.Sentinel, rc, rc.target().opts, opts.HealthCheckInterval, logger)
+	}
 	name := cfg.Name
 	for i := range size {
 		if size > 1 {
 			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
 		}
-		if i > 0 {
-			// Each server gets its own dialer (a sentinel dialer is stateful).
-			if cfg, err = opts.serverConfig(); err != nil {
-				return nil, err
-			}
-			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
+		var d *sentinelDialer
+		if watcher != nil {
+			d = watcher.dialer()
+			cfg.Dial = d.dial
 		}
 		srv, err := server.New(cfg)
 		if err != nil {
 			return nil, err
 		}
+		if d != nil {
+			d.bind(srv)
+		}
 		b.servers = append(b.servers, srv)
 		b.tree.Add(supervisor.Service(srv, logger))
+	}
+	if watcher != nil {
+		b.tree.Add(watcher)
 	}
 	return b, nil
 }

@@ -92,10 +92,11 @@ type Options struct {
 	// call.
 	MaxPipeline int
 
-	// Sentinel, when set, finds the master through Redis Sentinel: every
-	// (re)connection asks the sentinels for the current master and dials it
-	// with the settings above (their host and port are not used), so the
-	// backend follows a failover by itself.
+	// Sentinel, when set, finds the master through Redis Sentinel and dials
+	// it with the settings above (their host and port are not used). The
+	// backend follows a failover by itself: it subscribes to the sentinels'
+	// failover events and asks them every HealthCheckInterval (1s when
+	// health checks are disabled), off the calls' path (see SentinelConfig).
 	Sentinel *SentinelConfig
 
 	// Cluster, when set, talks to a Redis Cluster: one pipelining server per
@@ -231,20 +232,18 @@ func (o Options) serverConfig() (server.Config, error) {
 	dial := func(ctx context.Context) (redis.Conn, error) {
 		return redis.DialContext(ctx, target.network, target.address, target.opts...)
 	}
-	var stale func(context.Context) string
 	name := target.address
 	if o.Sentinel != nil {
 		if err := o.Sentinel.validate(); err != nil {
 			return server.Config{}, err
 		}
-		// A dialer per call: each server remembers the master it dialed.
-		d := o.Sentinel.dialer(rc, target.opts)
-		dial, stale = d.dial, d.stale
+		// A dialer that asks the sentinels on every dial; New gives each
+		// server one of the backend's watcher instead (newSentinelWatcher).
+		dial = newSentinelWatcher(*o.Sentinel, rc, target.opts, 0, o.Logger).dialer().dial
 		name = fmt.Sprintf("%s via sentinel", o.Sentinel.MasterName)
 	}
 	return server.Config{
 		Dial:                 dial,
-		Stale:                stale,
 		Name:                 name,
 		ExpiryMs:             o.ExpiryMs,
 		KeyPrefix:            o.KeyPrefix,

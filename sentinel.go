@@ -1,22 +1,34 @@
 package hammerredis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/hammer-go/hammerredis/server"
 )
+
+// DefaultSentinelTimeout bounds each exchange with one sentinel (see
+// SentinelConfig.Timeout).
+const DefaultSentinelTimeout = 300 * time.Millisecond
 
 // SentinelConfig points a backend at a Redis Sentinel group. The master's
 // connection uses the backend's RedisConfig (password, TLS, database,
 // timeouts); these fields are for the sentinels themselves.
 type SentinelConfig struct {
-	// Addrs are the sentinels' "host:port" addresses, asked in order until
-	// one answers. Required.
+	// Addrs are the sentinels' "host:port" addresses. They are asked all at
+	// once, and the backend follows the master that most of them name.
+	// Required.
 	Addrs []string
 	// MasterName is the name the sentinels monitor the master under.
 	// Required.
@@ -25,6 +37,12 @@ type SentinelConfig struct {
 	// require it (sentinel requirepass or ACL). The password never appears
 	// in errors or logs.
 	Username, Password string
+	// Timeout bounds every exchange with one sentinel: dialing it with its
+	// AUTH, then one command (SENTINEL get-master-addr-by-name, SUBSCRIBE).
+	// It is apart from RedisConfig's timeouts, which are the master's: a
+	// sentinel that is down or frozen costs at most this, and never on a
+	// call's path. Default DefaultSentinelTimeout (300ms).
+	Timeout time.Duration
 }
 
 // String describes the config with the password redacted.
@@ -33,11 +51,15 @@ func (c SentinelConfig) String() string {
 	if c.Password != "" {
 		pw = "[redacted]"
 	}
-	return fmt.Sprintf("{Addrs:%v MasterName:%s Username:%s Password:%s}", c.Addrs, c.MasterName, c.Username, pw)
+	return fmt.Sprintf("{Addrs:%v MasterName:%s Username:%s Password:%s Timeout:%v}",
+		c.Addrs, c.MasterName, c.Username, pw, c.Timeout)
 }
 
 // GoString keeps the password out of %#v.
 func (c SentinelConfig) GoString() string { return "hammerredis.SentinelConfig" + c.String() }
+
+// LogValue keeps the password out of structured logs.
+func (c SentinelConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 func (c *SentinelConfig) validate() error {
 	switch {
@@ -47,6 +69,8 @@ func (c *SentinelConfig) validate() error {
 		return fmt.Errorf("%w: Sentinel.MasterName is empty", ErrInvalid)
 	case c.Username != "" && c.Password == "":
 		return fmt.Errorf("%w: Sentinel.Username %q is set without a Password", ErrInvalid, c.Username)
+	case c.Timeout < 0:
+		return fmt.Errorf("%w: Sentinel.Timeout %v is negative", ErrInvalid, c.Timeout)
 	}
 	for _, a := range c.Addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -56,90 +80,582 @@ func (c *SentinelConfig) validate() error {
 	return nil
 }
 
-// sentinelDialer dials the master the sentinels name, and tells when they
-// name another one. One per server: it remembers the master it dialed.
-type sentinelDialer struct {
-	cfg          SentinelConfig
-	sentinelOpts []redis.DialOption
-	opts         []redis.DialOption
-	mu           sync.Mutex
-	current      string // the master dialed last
+// Timing of the sentinel watcher.
+const (
+	// pubsubPing is how often a subscription to a sentinel is PINGed; a
+	// sentinel that does not answer within pubsubPing plus the sentinel
+	// timeout is taken as frozen and its subscription redialed.
+	pubsubPing = time.Second
+	// resubscribeAfter is the pause before redialing a lost subscription.
+	resubscribeAfter = time.Second
+	// promotionPoll paces the ROLE checks of a replica that a failover is
+	// promoting.
+	promotionPoll = 5 * time.Millisecond
+)
+
+// The sentinel events the watcher subscribes to. A failover's leader
+// publishes +failover-state-send-slaveof-noone one tick of its timer (50 to
+// 100 ms) before it promotes the replica; every sentinel publishes
+// +switch-master once it has the new configuration.
+const (
+	evSwitchMaster = "+switch-master"
+	evPromoting    = "+failover-state-send-slaveof-noone"
+	evAbort        = "-failover-abort-slave-timeout"
+)
+
+// sentinelWatcher follows the master the sentinels name for every server of
+// one backend. It is a suture service of the backend's tree: it subscribes
+// to the sentinels' failover events and asks them every pollEvery, and when
+// the master changes it makes each server that dialed another one redial
+// (server.Server.Redial). Its dialers dial the master it knows, and ask the
+// sentinels themselves when it knows none or that one is not the master.
+// No exchange with a sentinel ever runs on a server goroutine's call path.
+//
+// During a failover, from the leader's announcement that it promotes a
+// replica until the sentinels name that replica, the old master is fenced:
+// nothing dials it, and the dialers wait for the replica to become master,
+// so that no hit goes to a master that is about to lose it.
+type sentinelWatcher struct {
+	cfg           SentinelConfig // Timeout defaulted
+	sentinelOpts  []redis.DialOption
+	masterOpts    []redis.DialOption
+	promotionWait time.Duration // how long a dialer waits for a promotion
+	pollEvery     time.Duration
+	logger        *slog.Logger
+	pollNow       chan struct{} // asks for a poll now; buffered by one
+
+	mu       sync.Mutex
+	master   string    // the master to dial; "" until one is known
+	fenced   string    // while a failover moves away from it: the old master
+	fencedAt time.Time // when the fence was set
+	gen      uint64    // counts the changes of master and fence
+	dialers  []*sentinelDialer
 }
 
-// dialer returns a sentinel dialer for one server.
-func (c *SentinelConfig) dialer(rc RedisConfig, opts []redis.DialOption) *sentinelDialer {
-	d := &sentinelDialer{cfg: *c, opts: opts}
-	d.cfg.Addrs = append([]string(nil), c.Addrs...)
-	d.sentinelOpts = []redis.DialOption{
-		redis.DialConnectTimeout(rc.ConnectTimeout), redis.DialReadTimeout(rc.ReadTimeout),
-		redis.DialWriteTimeout(rc.WriteTimeout),
+// sentinelDialer is the Config.Dial of one server. It is safe for
+// concurrent use.
+type sentinelDialer struct {
+	w   *sentinelWatcher
+	srv *server.Server // set once the server exists; guarded by w.mu
+	// dialed holds the masters dialed since the server was last told to
+	// redial; guarded by w.mu.
+	dialed map[string]bool
+}
+
+// newSentinelWatcher returns a watcher for c. masterOpts dial the master;
+// pollEvery <= 0 means server.DefaultHealthCheckInterval.
+func newSentinelWatcher(c SentinelConfig, rc RedisConfig, masterOpts []redis.DialOption,
+	pollEvery time.Duration, logger *slog.Logger) *sentinelWatcher {
+	w := &sentinelWatcher{cfg: c, masterOpts: masterOpts, promotionWait: rc.ConnectTimeout,
+		pollEvery: pollEvery, logger: logger, pollNow: make(chan struct{}, 1)}
+	w.cfg.Addrs = slices.Clone(c.Addrs)
+	if w.cfg.Timeout == 0 {
+		w.cfg.Timeout = DefaultSentinelTimeout
+	}
+	if w.pollEvery <= 0 {
+		w.pollEvery = server.DefaultHealthCheckInterval
+	}
+	if w.logger == nil {
+		w.logger = slog.Default()
+	}
+	// The contexts of each exchange bound it; the timeouts bound what a
+	// context cannot, such as a PING's write on a subscription.
+	w.sentinelOpts = []redis.DialOption{
+		redis.DialConnectTimeout(w.cfg.Timeout), redis.DialReadTimeout(w.cfg.Timeout),
+		redis.DialWriteTimeout(w.cfg.Timeout),
 	}
 	if c.Password != "" {
-		d.sentinelOpts = append(d.sentinelOpts, redis.DialPassword(c.Password), redis.DialUsername(c.Username))
+		w.sentinelOpts = append(w.sentinelOpts, redis.DialPassword(c.Password))
+		if c.Username != "" {
+			w.sentinelOpts = append(w.sentinelOpts, redis.DialUsername(c.Username))
+		}
 	}
+	return w
+}
+
+// dialer returns a new dialer for one server; bind it to the server once it
+// exists.
+func (w *sentinelWatcher) dialer() *sentinelDialer {
+	d := &sentinelDialer{w: w, dialed: map[string]bool{}}
+	w.mu.Lock()
+	w.dialers = append(w.dialers, d)
+	w.mu.Unlock()
 	return d
 }
 
-// dial asks the sentinels for the current master, dials it and checks that
-// it is a master: after a failover, a sentinel that has not caught up may
-// still name the old one.
-func (d *sentinelDialer) dial(ctx context.Context) (redis.Conn, error) {
-	addr, err := d.cfg.master(ctx, d.sentinelOpts)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := redis.DialContext(ctx, "tcp", addr, d.opts...)
-	if err != nil {
-		return nil, fmt.Errorf("master %q at %s: %w", d.cfg.MasterName, addr, err)
-	}
-	if err := checkMaster(conn); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("master %q at %s: %w", d.cfg.MasterName, addr, err)
-	}
-	d.mu.Lock()
-	d.current = addr
-	d.mu.Unlock()
-	return conn, nil
+// bind tells d the server it dials for, which it makes redial when the
+// master changes.
+func (d *sentinelDialer) bind(srv *server.Server) {
+	d.w.mu.Lock()
+	d.srv = srv
+	d.w.mu.Unlock()
 }
 
-// stale reports why the connection should go: a sentinel names another
-// master. After a forced failover the old master goes on accepting writes
-// for a while, which would be lost. When no sentinel answers, the working
-// connection stays.
-func (d *sentinelDialer) stale(ctx context.Context) string {
-	addr, err := d.cfg.master(ctx, d.sentinelOpts)
-	d.mu.Lock()
-	current := d.current
-	d.mu.Unlock()
-	if err != nil || addr == current {
-		return ""
-	}
-	return fmt.Sprintf("the sentinels name %s the master of %q now, not %s", addr, d.cfg.MasterName, current)
+// String names the watcher in supervisor logs.
+func (w *sentinelWatcher) String() string {
+	return fmt.Sprintf("hammerredis sentinel watcher (%s)", w.cfg.MasterName)
 }
 
-// master asks the sentinels, in order, for the master's address.
-func (c *SentinelConfig) master(ctx context.Context, opts []redis.DialOption) (string, error) {
-	var errs []error
-	for _, s := range c.Addrs {
-		addr, err := askSentinel(ctx, s, c.MasterName, opts)
-		if err == nil {
-			return addr, nil
+// Serve subscribes to every sentinel and polls them until ctx is done.
+func (w *sentinelWatcher) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range w.cfg.Addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.subscribe(ctx, s)
+		}()
+	}
+	t := time.NewTicker(w.pollEvery)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		w.poll(ctx)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-w.pollNow:
 		}
-		errs = append(errs, fmt.Errorf("sentinel %s: %w", s, err))
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// kickPoll asks Serve to poll the sentinels now.
+func (w *sentinelWatcher) kickPoll() {
+	select {
+	case w.pollNow <- struct{}{}:
+	default:
+	}
+}
+
+// poll asks every sentinel and follows the master that a majority of those
+// that answered name.
+func (w *sentinelWatcher) poll(ctx context.Context) {
+	w.mu.Lock()
+	gen := w.gen // an event during the poll wins over its answers
+	w.mu.Unlock()
+	answers := w.ask(ctx)
+	votes, answered := tally(answers)
+	if answered == 0 {
+		return
+	}
+	best := rank(votes, w.cfg.Addrs, answers)[0]
+	if 2*votes[best] <= answered {
+		return // no majority: a failover is under way, or a sentinel lags
+	}
+	w.mu.Lock()
+	fenced, promoted, since := w.fenced, w.master, time.Since(w.fencedAt)
+	w.mu.Unlock()
+	if fenced != "" && best == fenced {
+		// The sentinels name the old master until the failover ends. It
+		// failed only if the replica it promotes is still not the master.
+		if since < w.promotionWait || w.isMaster(ctx, promoted) {
+			return
+		}
+	}
+	w.mu.Lock()
+	var servers []*server.Server
+	if w.gen == gen {
+		servers = w.followLocked(best, "a majority of the sentinels name it", "", nil)
+	}
+	w.mu.Unlock()
+	redial(servers, best, "a majority of the sentinels name it")
+}
+
+// isMaster reports whether addr answers ROLE with master, within the
+// sentinel timeout.
+func (w *sentinelWatcher) isMaster(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	conn, err := redis.DialContext(ctx, "tcp", addr, w.masterOpts...)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	return checkMaster(conn) == nil
+}
+
+// follow makes addr the master and fences old ("" for none), and makes
+// every server that dialed another master redial.
+func (w *sentinelWatcher) follow(addr, why, fence string) {
+	w.mu.Lock()
+	servers := w.followLocked(addr, why, fence, nil)
+	w.mu.Unlock()
+	redial(servers, addr, why)
+}
+
+// followLocked is follow with w.mu held; it returns the servers to redial,
+// except the one self dials for.
+func (w *sentinelWatcher) followLocked(addr, why, fence string, self *sentinelDialer) []*server.Server {
+	if w.master == addr && w.fenced == fence {
+		return nil
+	}
+	if fence != "" && w.fenced != fence {
+		w.fencedAt = time.Now()
+	}
+	old := w.master
+	w.master, w.fenced = addr, fence
+	w.gen++
+	if old == addr {
+		return nil
+	}
+	w.logger.Info("hammerredis: following a new master", "master", w.cfg.MasterName,
+		"from", old, "to", addr, "why", why)
+	var servers []*server.Server
+	for _, d := range w.dialers {
+		if d == self || d.srv == nil {
+			continue
+		}
+		for a := range d.dialed {
+			if a != addr {
+				clear(d.dialed)
+				servers = append(servers, d.srv)
+				break
+			}
+		}
+	}
+	return servers
+}
+
+func redial(servers []*server.Server, addr, why string) {
+	for _, s := range servers {
+		s.Redial(fmt.Sprintf("the master moved to %s: %s", addr, why))
+	}
+}
+
+// subscribe keeps a subscription to sentinel's failover events until ctx
+// is done, redialing it after it breaks.
+func (w *sentinelWatcher) subscribe(ctx context.Context, sentinel string) {
+	healthy := true
+	for {
+		err := w.subscribeOnce(ctx, sentinel, func() { healthy = true })
+		if ctx.Err() != nil {
+			return
+		}
+		if healthy {
+			// Once per loss: a sentinel that stays down is not logged
+			// every second.
+			w.logger.Warn("hammerredis: lost the subscription to a sentinel; retrying",
+				"master", w.cfg.MasterName, "sentinel", sentinel, "error", err)
+			healthy = false
+		}
+		d := resubscribeAfter - time.Duration(rand.Int64N(int64(resubscribeAfter)/5))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// subscribeOnce subscribes to sentinel's failover events and handles them
+// until the connection breaks, the sentinel stops answering PINGs, or ctx
+// is done. It calls subscribed once the subscription is set up.
+func (w *sentinelWatcher) subscribeOnce(ctx context.Context, sentinel string, subscribed func()) error {
+	dctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	conn, err := redis.DialContext(dctx, "tcp", sentinel, w.sentinelOpts...)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	psc := redis.PubSubConn{Conn: conn}
+	channels := []any{evSwitchMaster, evPromoting, evAbort}
+	if err := psc.Subscribe(channels...); err != nil {
+		return err
+	}
+	for range channels {
+		switch v := psc.ReceiveWithTimeout(w.cfg.Timeout).(type) {
+		case redis.Subscription:
+		case error:
+			return fmt.Errorf("SUBSCRIBE: %w", v)
+		default:
+			return fmt.Errorf("%w: SUBSCRIBE replied %T", ErrBadReply, v)
+		}
+	}
+	subscribed()
+	w.kickPoll() // events may have gone by while unsubscribed
+
+	// PINGs prove the sentinel alive: its reply, or any message, is due
+	// within pubsubPing plus the timeout.
+	pctx, pcancel := context.WithCancel(ctx)
+	var pinger sync.WaitGroup
+	pinger.Add(1)
+	go func() {
+		defer pinger.Done()
+		t := time.NewTicker(pubsubPing)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+				if psc.Ping("") != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer pinger.Wait()
+	defer pcancel()
+	for {
+		switch v := psc.ReceiveWithTimeout(pubsubPing + w.cfg.Timeout).(type) {
+		case redis.Message:
+			w.event(sentinel, v.Channel, string(v.Data))
+		case error:
+			return v
+		}
+	}
+}
+
+// event handles a message of sentinel on channel.
+func (w *sentinelWatcher) event(sentinel, channel, data string) {
+	f := strings.Fields(data)
+	switch channel {
+	case evSwitchMaster:
+		// <name> <old ip> <old port> <new ip> <new port>
+		if len(f) == 5 && f[0] == w.cfg.MasterName {
+			w.follow(net.JoinHostPort(f[3], f[4]), "sentinel "+sentinel+" announced "+evSwitchMaster, "")
+		}
+	case evPromoting:
+		// slave <ip:port> <ip> <port> @ <name> <master ip> <master port>
+		if len(f) == 8 && f[4] == "@" && f[5] == w.cfg.MasterName {
+			from, to := net.JoinHostPort(f[6], f[7]), net.JoinHostPort(f[2], f[3])
+			w.mu.Lock()
+			known := w.master
+			w.mu.Unlock()
+			if known == "" || known == from {
+				w.follow(to, "sentinel "+sentinel+" is promoting it ("+evPromoting+")", from)
+			}
+		}
+	case evAbort:
+		// master <name> <ip> <port>
+		if len(f) == 4 && f[1] == w.cfg.MasterName {
+			old := net.JoinHostPort(f[2], f[3])
+			w.mu.Lock()
+			fenced := w.fenced
+			w.mu.Unlock()
+			if fenced == old {
+				w.follow(old, "sentinel "+sentinel+" aborted the failover ("+evAbort+")", "")
+			}
+		}
+	}
+}
+
+// dial dials the master the watcher knows and checks that it is the master;
+// when it knows none, or that one is not the master, it asks the sentinels
+// and tries the masters they name, the most named first.
+func (d *sentinelDialer) dial(ctx context.Context) (redis.Conn, error) {
+	w := d.w
+	w.mu.Lock()
+	master, moving := w.master, w.fenced != ""
+	w.mu.Unlock()
+	var errs []error
+	if master != "" {
+		var wait time.Duration
+		if moving {
+			wait = w.promotionWait // the sentinels are promoting it
+		}
+		conn, err := w.dialMaster(ctx, master, wait)
+		if err == nil {
+			return d.keep(conn, master, false)
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	candidates, err := w.candidates(ctx)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	for _, a := range candidates {
+		if a == master {
+			continue // just tried
+		}
+		conn, err := w.dialMaster(ctx, a, 0)
+		if err == nil {
+			return d.keep(conn, a, true)
+		}
+		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return "", fmt.Errorf("no sentinel named the master %q: %w", c.MasterName, errors.Join(errs...))
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("master %q: the sentinels name no master but the one a failover is leaving", w.cfg.MasterName)
+	}
+	return nil, errors.Join(errs...)
 }
 
+// keep returns conn, dialed to addr, unless the watcher follows another
+// master by now. With adopt, addr becomes the master the watcher follows.
+func (d *sentinelDialer) keep(conn redis.Conn, addr string, adopt bool) (redis.Conn, error) {
+	w := d.w
+	w.mu.Lock()
+	var servers []*server.Server
+	if adopt && addr != w.fenced {
+		servers = w.followLocked(addr, "it is the master the sentinels name", "", d)
+	}
+	ok := w.master == addr
+	if ok {
+		// Recorded under the lock that follow takes: a master change after
+		// this makes the server redial, and one before it fails the check.
+		d.dialed[addr] = true
+	}
+	now := w.master
+	w.mu.Unlock()
+	redial(servers, addr, "it is the master the sentinels name")
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("master %q: the sentinels moved it from %s to %s during the dial", w.cfg.MasterName, addr, now)
+	}
+	return conn, nil
+}
+
+// errNotMaster is checkMaster's error for a server whose ROLE is not master.
+var errNotMaster = errors.New("not the master")
+
+// dialMaster dials addr and checks that it is the master; for up to wait,
+// it waits for a replica that is being promoted.
+func (w *sentinelWatcher) dialMaster(ctx context.Context, addr string, wait time.Duration) (redis.Conn, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		conn, err := redis.DialContext(ctx, "tcp", addr, w.masterOpts...)
+		for err == nil {
+			if err = checkMaster(conn); err == nil {
+				return conn, nil
+			}
+			if !errors.Is(err, errNotMaster) || time.Now().After(deadline) {
+				break
+			}
+			if err = sleepCtx(ctx, promotionPoll); err != nil {
+				break
+			}
+		}
+		if conn != nil {
+			conn.Close()
+		}
+		// The promotion kills the replica's clients: dial again.
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("master %q at %s: %w", w.cfg.MasterName, addr, err)
+		}
+		if err := sleepCtx(ctx, promotionPoll); err != nil {
+			return nil, fmt.Errorf("master %q at %s: %w", w.cfg.MasterName, addr, err)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// sentinelAnswer is one sentinel's answer to get-master-addr-by-name.
+type sentinelAnswer struct {
+	sentinel, addr string
+	err            error
+}
+
+// ask asks every sentinel at once, each within the sentinel timeout, and
+// returns their answers; it returns early once a majority of all the
+// sentinels agree.
+func (w *sentinelWatcher) ask(ctx context.Context) []sentinelAnswer {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	ch := make(chan sentinelAnswer, len(w.cfg.Addrs))
+	for _, s := range w.cfg.Addrs {
+		go func() {
+			addr, err := askSentinel(ctx, s, w.cfg.MasterName, w.sentinelOpts)
+			ch <- sentinelAnswer{sentinel: s, addr: addr, err: err}
+		}()
+	}
+	var answers []sentinelAnswer
+	votes := map[string]int{}
+	for range w.cfg.Addrs {
+		a := <-ch
+		answers = append(answers, a)
+		if a.err == nil {
+			votes[a.addr]++
+			if 2*votes[a.addr] > len(w.cfg.Addrs) {
+				break
+			}
+		}
+	}
+	return answers
+}
+
+// candidates asks the sentinels and returns the masters they name, the
+// most named first, without the master a failover is leaving.
+func (w *sentinelWatcher) candidates(ctx context.Context) ([]string, error) {
+	answers := w.ask(ctx)
+	votes, answered := tally(answers)
+	if answered == 0 {
+		var errs []error
+		for _, a := range answers {
+			errs = append(errs, fmt.Errorf("sentinel %s: %w", a.sentinel, a.err))
+		}
+		return nil, fmt.Errorf("no sentinel named the master %q: %w", w.cfg.MasterName, errors.Join(errs...))
+	}
+	w.mu.Lock()
+	fenced := w.fenced
+	w.mu.Unlock()
+	return slices.DeleteFunc(rank(votes, w.cfg.Addrs, answers), func(a string) bool { return a == fenced }), nil
+}
+
+// tally counts the sentinels that name each master, and those that
+// answered.
+func tally(answers []sentinelAnswer) (votes map[string]int, answered int) {
+	votes = map[string]int{}
+	for _, a := range answers {
+		if a.err == nil {
+			votes[a.addr]++
+			answered++
+		}
+	}
+	return votes, answered
+}
+
+// rank returns the named masters, the most named first; on a tie, the one
+// named by the sentinel listed first in addrs.
+func rank(votes map[string]int, addrs []string, answers []sentinelAnswer) []string {
+	first := map[string]int{}
+	for _, a := range answers {
+		if a.err == nil {
+			i := slices.Index(addrs, a.sentinel)
+			if j, ok := first[a.addr]; !ok || i < j {
+				first[a.addr] = i
+			}
+		}
+	}
+	names := make([]string, 0, len(votes))
+	for a := range votes {
+		names = append(names, a)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(votes[b], votes[a]), cmp.Compare(first[a], first[b]))
+	})
+	return names
+}
+
+// askSentinel asks one sentinel for the master's address, within ctx.
 func askSentinel(ctx context.Context, sentinel, name string, opts []redis.DialOption) (string, error) {
 	conn, err := redis.DialContext(ctx, "tcp", sentinel, opts...)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	reply, err := redis.Strings(conn.Do("SENTINEL", "get-master-addr-by-name", name))
+	reply, err := redis.Strings(redis.DoContext(conn, ctx, "SENTINEL", "get-master-addr-by-name", name))
 	switch {
 	case errors.Is(err, redis.ErrNil):
 		return "", fmt.Errorf("it monitors no master named %q", name)
@@ -165,7 +681,7 @@ func checkMaster(conn redis.Conn) error {
 		return fmt.Errorf("%w: empty ROLE reply", ErrBadReply)
 	}
 	if role, _ := redis.String(reply[0], nil); !strings.EqualFold(role, "master") {
-		return fmt.Errorf("it is a %s, not the master (a failover is under way)", role)
+		return fmt.Errorf("%w: it is a %s (a failover is under way)", errNotMaster, role)
 	}
 	return nil
 }

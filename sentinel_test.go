@@ -8,13 +8,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/logtest"
@@ -39,15 +44,20 @@ const (
 // a key prefix unique to the test, and does not wait for it to connect.
 func startViaSentinel(t *testing.T, sc *hammerredis.SentinelConfig) *fixture {
 	t.Helper()
+	return startSentinelOpts(t, hammerredis.Options{Sentinel: sc})
+}
+
+// startSentinelOpts is startViaSentinel with opts, whose Sentinel must be
+// set.
+func startSentinelOpts(t *testing.T, opts hammerredis.Options) *fixture {
+	t.Helper()
 	f := &fixture{log: logtest.New(), prefix: testPrefix(t)}
-	b, err := hammerredis.Start(hammerredis.Options{
-		ExpiryMs: 60_000,
-		Sentinel: sc,
-		// Never the system Redis on :6379, were Sentinel ever ignored.
-		RedisURL:  "redis://" + deadAddr(t),
-		KeyPrefix: f.prefix,
-		Logger:    f.log.Logger(),
-	})
+	opts.ExpiryMs = 60_000
+	// Never the system Redis on :6379, were Sentinel ever ignored.
+	opts.RedisURL = "redis://" + deadAddr(t)
+	opts.KeyPrefix = f.prefix
+	opts.Logger = f.log.Logger()
+	b, err := hammerredis.Start(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { hammerredis.Stop(b) })
 	f.b = b
@@ -162,10 +172,10 @@ func TestSentinelFailover(t *testing.T) {
 			took, stale := waitRecovered(t, f, newMaster, reported)
 			// A forced failover leaves the old master up and writable until
 			// the sentinels turn it into a replica (about 10s here): the
-			// backend must not wait for that. It asks the sentinels every
-			// HealthCheckInterval (1s), busy or not, and redials when they
-			// name another master; hits counted on the old master in between
-			// are lost when it resyncs.
+			// backend must not wait for that. It hears of the promotion on
+			// the sentinels' pub/sub, or else on its poll every
+			// HealthCheckInterval (1s), and redials; hits counted on the old
+			// master in between would be lost when it resyncs.
 			assert.Less(t, took, 3*time.Second, "the backend followed the new master within a health check and a redial")
 			t.Logf("%s failover: the sentinels reported the new master %v after it began; "+
 				"the backend counted on it %v after that (%d hits counted on the old master meanwhile)",
@@ -211,4 +221,310 @@ func hitErr(b *hammerredis.Backend) error {
 		return errors.New("CountHit succeeded")
 	}
 	return err
+}
+
+// waitConnected waits until f's backend is connected, or fails the test.
+func (f *fixture) waitConnected(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, f.b.WaitConnected(ctx), "log:\n%s", f.log)
+}
+
+// A sentinel that accepts connections and never answers, listed first,
+// delays no call: the sentinels are asked off the calls' path, each within
+// the sentinel timeout.
+func TestSentinelFrozenSentinelNeverDelaysCalls(t *testing.T) {
+	g := redistest.NewSentinelGroup(t)
+	frozen := redistest.NewFrozenSentinel(t)
+	f := startSentinelOpts(t, hammerredis.Options{
+		Sentinel:            &hammerredis.SentinelConfig{Addrs: append([]string{frozen.Addr()}, g.SentinelAddrs()...), MasterName: g.MasterName()},
+		CallTimeout:         200 * time.Millisecond,
+		HealthCheckInterval: 100 * time.Millisecond,
+	})
+	f.waitConnected(t)
+	// Ten health ticks, each of which once asked the sentinels on the
+	// server goroutine.
+	const span = time.Second
+	calls := 0
+	for end := time.Now().Add(span); time.Now().Before(end); calls++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "f"}, 1)
+		cancel()
+		require.NoError(t, err, "call %d, %v into %v of health checks every 100ms; log:\n%s", calls, span, span, f.log)
+	}
+	assert.Equal(t, fmt.Sprint(calls), hgetCount(t, g.Master().Conn(t), f.key("f", 1)), "every hit was counted on the master")
+	t.Logf("%d calls within 200ms each over %v, a frozen sentinel listed first", calls, span)
+}
+
+// A sentinel listed first that names a replica (one that has not caught up
+// with a failover, say) does not keep the backend from the master that the
+// others name.
+func TestSentinelLaggingSentinelListedFirst(t *testing.T) {
+	g := redistest.NewSentinelGroup(t)
+	lying := redistest.NewLyingSentinel(t, g.Replica().Addr())
+	f := startViaSentinel(t, &hammerredis.SentinelConfig{
+		Addrs: append([]string{lying.Addr()}, g.SentinelAddrs()...), MasterName: g.MasterName(),
+	})
+	f.waitConnected(t)
+	assert.Equal(t, int64(1), hit(t, f.b, "l"))
+	assert.Equal(t, "1", hgetCount(t, g.Master().Conn(t), f.key("l", 1)), "the hit was counted on the master")
+}
+
+// The master is followed even when the only sentinels that answer name
+// another server, as long as one of the servers they name is the master.
+func TestSentinelTriesEveryNamedMaster(t *testing.T) {
+	g := redistest.NewSentinelGroup(t)
+	// Two lying sentinels outvote the one real sentinel: the replica they
+	// name fails ROLE, and the master the minority names is tried next.
+	a := redistest.NewLyingSentinel(t, g.Replica().Addr())
+	b := redistest.NewLyingSentinel(t, g.Replica().Addr())
+	f := startViaSentinel(t, &hammerredis.SentinelConfig{
+		Addrs: []string{a.Addr(), b.Addr(), g.SentinelAddrs()[0]}, MasterName: g.MasterName(),
+	})
+	f.waitConnected(t)
+	assert.Equal(t, int64(1), hit(t, f.b, "t"))
+	assert.Equal(t, "1", hgetCount(t, g.Master().Conn(t), f.key("t", 1)), "the hit was counted on the master")
+}
+
+// sentinelEvents subscribes to channels on every sentinel of g and returns
+// a channel of the first time each channel's message arrived, from any
+// sentinel.
+func sentinelEvents(t *testing.T, g *redistest.SentinelGroup, channels ...string) <-chan sentinelEvent {
+	t.Helper()
+	out := make(chan sentinelEvent, 64)
+	for _, s := range g.Sentinels() {
+		c, err := s.Dial()
+		require.NoError(t, err)
+		psc := redis.PubSubConn{Conn: c}
+		args := make([]any, len(channels))
+		for i, ch := range channels {
+			args[i] = ch
+		}
+		require.NoError(t, psc.Subscribe(args...))
+		for range channels {
+			_, ok := psc.Receive().(redis.Subscription)
+			require.True(t, ok, "SUBSCRIBE on sentinel %s", s.Addr())
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				switch v := psc.ReceiveWithTimeout(0).(type) {
+				case redis.Message:
+					select {
+					case out <- sentinelEvent{at: time.Now(), channel: v.Channel, sentinel: s.Addr()}:
+					default:
+					}
+				case error:
+					return
+				}
+			}
+		}()
+		t.Cleanup(func() { c.Close(); <-done })
+	}
+	return out
+}
+
+type sentinelEvent struct {
+	at                time.Time
+	channel, sentinel string
+}
+
+// clientsNamed returns how many clients named name the server c is
+// connected to has.
+func clientsNamed(t *testing.T, c redis.Conn, name string) int {
+	t.Helper()
+	list, err := redis.String(c.Do("CLIENT", "LIST", "TYPE", "normal"))
+	require.NoError(t, err)
+	return strings.Count(list, " name="+name+" ")
+}
+
+// TestSentinelFailoverLosesNoAcknowledgedHit forces a failover under 32
+// callers and checks that the backend leaves the old master at once, and
+// that every hit it acknowledged is on the new master: none was counted on
+// the old one after the replica was promoted, where the old master would
+// have thrown it away when it became a replica.
+func TestSentinelFailoverLosesNoAcknowledgedHit(t *testing.T) {
+	const (
+		callers = 32
+		ids     = 8
+		client  = "hammer-failover-test"
+	)
+	g := redistest.NewSentinelGroup(t)
+	f := startSentinelOpts(t, hammerredis.Options{
+		Sentinel:    &hammerredis.SentinelConfig{Addrs: g.SentinelAddrs(), MasterName: g.MasterName()},
+		RedisConfig: &hammerredis.RedisConfig{ClientName: client},
+		PoolSize:    4,
+	})
+	f.waitConnected(t)
+	events := sentinelEvents(t, g, "+failover-state-send-slaveof-noone", "+switch-master")
+	oldMaster := g.Master().Conn(t)
+	require.Equal(t, 4, clientsNamed(t, oldMaster, client), "the pool's connections are on the master")
+
+	var (
+		acked  [ids]atomic.Int64
+		failed atomic.Int64
+		closed atomic.Int64 // failed with ErrClosed: never sent
+		// firstFail and lastFail bound the failures, in ns since the epoch.
+		firstFail, lastFail atomic.Int64
+		total               atomic.Int64
+		stop                = make(chan struct{})
+		wg                  sync.WaitGroup
+	)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := (i + n) % ids
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: fmt.Sprint("load", id)}, 1)
+				cancel()
+				if err == nil {
+					acked[id].Add(1)
+					total.Add(1)
+				} else {
+					failed.Add(1)
+					if errors.Is(err, hammerredis.ErrClosed) {
+						closed.Add(1)
+					}
+					at := time.Now().UnixNano()
+					firstFail.CompareAndSwap(0, at)
+					lastFail.Store(at)
+					// A client's pause before it retries: calls fail at
+					// once while the backend has no master, and 32
+					// callers spinning on them would starve the
+					// test's measurements (and Redis) of the 2 CPUs.
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	waitFor(t, "hits are counted", func() bool { return total.Load() >= 1000 })
+	require.Zero(t, failed.Load(), "no call failed before the failover")
+
+	began := time.Now()
+	require.NoError(t, g.Failover())
+	// Poll the old master until the backend has no connection left there.
+	waitFor(t, "the backend left the old master", func() bool { return clientsNamed(t, oldMaster, client) == 0 })
+	left := time.Now()
+	var promoting, announced time.Time
+	for announced.IsZero() {
+		select {
+		case e := <-events:
+			switch {
+			case e.channel == "+switch-master" && announced.IsZero():
+				announced = e.at
+			case e.channel != "+switch-master" && promoting.IsZero():
+				promoting = e.at
+			}
+		case <-time.After(failoverWait):
+			t.Fatalf("no +switch-master within %v", failoverWait)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), failoverWait)
+	defer cancel()
+	newAddr, err := g.WaitFailover(ctx, g.Master().Addr())
+	require.NoError(t, err)
+	require.Equal(t, g.Replica().Addr(), newAddr)
+	newMaster := g.Replica().Conn(t)
+	atSwitch := total.Load()
+	waitFor(t, "hits are counted on the new master", func() bool { return total.Load() >= atSwitch+1000 })
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{}) // for the deferred close
+
+	var sumAcked, sumHeld, lost int64
+	for id := range ids {
+		held, err := redis.Int64(newMaster.Do("HGET", f.key(fmt.Sprint("load", id), 1), "count"))
+		require.NoError(t, err)
+		a := acked[id].Load()
+		sumAcked += a
+		sumHeld += held
+		lost += max(0, a-held)
+	}
+	t.Logf("failover under %d callers: promotion announced %v after SENTINEL FAILOVER, the backend left the old master %v after that, "+
+		"+switch-master %v after that; the backend left the old master %v relative to +switch-master; "+
+		"%d hits acknowledged, %d held by the new master, %d acknowledged hits lost; "+
+		"%d calls failed (%d of them with ErrClosed, never sent), from %v to %v after SENTINEL FAILOVER",
+		callers, promoting.Sub(began).Round(time.Millisecond), left.Sub(promoting).Round(time.Millisecond),
+		announced.Sub(left).Round(time.Millisecond), left.Sub(announced).Round(time.Millisecond),
+		sumAcked, sumHeld, lost, failed.Load(), closed.Load(),
+		time.Unix(0, firstFail.Load()).Sub(began).Round(time.Millisecond), time.Unix(0, lastFail.Load()).Sub(began).Round(time.Millisecond))
+	assert.Zero(t, lost, "acknowledged hits missing from the new master; log:\n%s", f.log)
+	assert.Less(t, left.Sub(announced), 200*time.Millisecond, "the backend left the old master within 200ms of +switch-master")
+}
+
+// waitFor polls cond every probeEvery until it holds, or fails the test
+// after failoverWait.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failoverWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v until %s", failoverWait, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The sentinel password shows in no format of a SentinelConfig, nor of the
+// Options that hold one, nor in slog's text and JSON output.
+func TestSentinelConfigRedactsPassword(t *testing.T) {
+	const secret = "s3cret-sentinel-pw"
+	sc := hammerredis.SentinelConfig{Addrs: []string{"127.0.0.1:26379"}, MasterName: "m", Username: "u", Password: secret}
+	opts := hammerredis.Options{ExpiryMs: 1, Sentinel: &sc}
+	for _, v := range []any{sc, &sc, opts, &opts} {
+		var text, js strings.Builder
+		slog.New(slog.NewTextHandler(&text, nil)).Info("config", "value", v)
+		slog.New(slog.NewJSONHandler(&js, nil)).Info("config", "value", v, slog.Group("g", "value", v))
+		for _, s := range []string{
+			fmt.Sprint(v), fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%s", v),
+			text.String(), js.String(),
+		} {
+			assert.NotContains(t, s, secret, "%T printed", v)
+			assert.NotEmpty(t, s)
+		}
+		assert.Contains(t, text.String(), "[redacted]", "%T logged shows that a password is set", v)
+	}
+	assert.Equal(t, "{Addrs:[127.0.0.1:26379] MasterName:m Username:u Password:[redacted] Timeout:0s}", sc.String())
+}
+
+// Stop returns promptly and leaves no goroutine of the sentinel watcher,
+// even with a frozen sentinel holding a subscription and a dial.
+func TestSentinelStopIsPromptAndLeavesNoGoroutine(t *testing.T) {
+	g := redistest.NewSentinelGroup(t)
+	frozen := redistest.NewFrozenSentinel(t)
+	ignore := goleak.IgnoreCurrent()
+	b, err := hammerredis.Start(hammerredis.Options{
+		ExpiryMs:  60_000,
+		Sentinel:  &hammerredis.SentinelConfig{Addrs: append([]string{frozen.Addr()}, g.SentinelAddrs()...), MasterName: g.MasterName()},
+		RedisURL:  "redis://" + deadAddr(t),
+		KeyPrefix: testPrefix(t),
+		PoolSize:  2,
+		Logger:    logtest.New().Logger(),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	require.NoError(t, b.WaitConnected(ctx))
+	assert.Equal(t, int64(1), hit(t, b, "s"))
+
+	began := time.Now()
+	hammerredis.Stop(b)
+	took := time.Since(began)
+	assert.Less(t, took, time.Second, "Stop returned promptly")
+	frozen.Close() // its own goroutines serve the backend's connections
+	goleak.VerifyNone(t, ignore)
+	t.Logf("Stop took %v", took.Round(time.Millisecond))
 }

@@ -1,9 +1,11 @@
 package redistest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -438,4 +440,163 @@ func poll(ctx context.Context, what string, ok func() (bool, error)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// FakeSentinel is a loopback TCP listener that poses as a sentinel, for the
+// faults real sentinels cannot be made to show: one that accepts
+// connections and never answers (NewFrozenSentinel), and one that names a
+// master of its choosing (NewLyingSentinel). It speaks just enough RESP for
+// a client of sentinels: AUTH, PING, SENTINEL get-master-addr-by-name and
+// SUBSCRIBE (confirmed, then silent).
+type FakeSentinel struct {
+	l      net.Listener
+	master string // "" never answers
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// NewFrozenSentinel starts a fake sentinel that accepts connections and
+// never answers, as a sentinel stopped by SIGSTOP or a full accept queue
+// would. It stops when the test ends.
+func NewFrozenSentinel(t testing.TB) *FakeSentinel {
+	t.Helper()
+	return newFakeSentinel(t, "")
+}
+
+// NewLyingSentinel starts a fake sentinel that names master ("host:port")
+// as MasterName's master, as a sentinel that has not caught up with a
+// failover does. It stops when the test ends.
+func NewLyingSentinel(t testing.TB, master string) *FakeSentinel {
+	t.Helper()
+	return newFakeSentinel(t, master)
+}
+
+func newFakeSentinel(t testing.TB, master string) *FakeSentinel {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("redistest: fake sentinel: %v", err)
+	}
+	f := &FakeSentinel{l: l, master: master, conns: map[net.Conn]struct{}{}}
+	f.wg.Add(1)
+	go f.accept()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// Addr returns "127.0.0.1:<port>".
+func (f *FakeSentinel) Addr() string { return f.l.Addr().String() }
+
+// Close stops listening, closes every connection and waits for their
+// goroutines. It is idempotent.
+func (f *FakeSentinel) Close() {
+	f.mu.Lock()
+	f.closed = true
+	for c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.l.Close()
+	f.wg.Wait()
+}
+
+func (f *FakeSentinel) accept() {
+	defer f.wg.Done()
+	for {
+		c, err := f.l.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			c.Close()
+			return
+		}
+		f.conns[c] = struct{}{}
+		f.wg.Add(1)
+		f.mu.Unlock()
+		go f.serve(c)
+	}
+}
+
+// serve answers the commands read from c, or reads them and never answers.
+func (f *FakeSentinel) serve(c net.Conn) {
+	defer f.wg.Done()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		c.Close()
+	}()
+	r := bufio.NewReader(c)
+	subscribed := 0
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		if f.master == "" {
+			continue // frozen: read, never answer
+		}
+		var reply string
+		switch cmd := strings.ToUpper(args[0]); {
+		case cmd == "AUTH":
+			reply = "+OK\r\n"
+		case cmd == "PING" && subscribed > 0:
+			reply = "*2\r\n" + bulk("pong") + bulk("")
+		case cmd == "PING":
+			reply = "+PONG\r\n"
+		case cmd == "SENTINEL" && len(args) == 3 && strings.EqualFold(args[1], "get-master-addr-by-name"):
+			host, port, _ := net.SplitHostPort(f.master)
+			if args[2] != MasterName {
+				reply = "*-1\r\n"
+			} else {
+				reply = "*2\r\n" + bulk(host) + bulk(port)
+			}
+		case cmd == "SUBSCRIBE":
+			for _, ch := range args[1:] {
+				subscribed++
+				reply += fmt.Sprintf("*3\r\n%s%s:%d\r\n", bulk("subscribe"), bulk(ch), subscribed)
+			}
+		default:
+			reply = "-ERR unknown command '" + args[0] + "' (fake sentinel)\r\n"
+		}
+		if _, err := c.Write([]byte(reply)); err != nil {
+			return
+		}
+	}
+}
+
+func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+
+// readCommand reads one command, an array of bulk strings, from r.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if err != nil || !strings.HasPrefix(line, "*") || n < 1 {
+		return nil, fmt.Errorf("redistest: fake sentinel: not a command: %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+		if err != nil || size < 0 {
+			return nil, fmt.Errorf("redistest: fake sentinel: not a bulk string: %q", line)
+		}
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		args[i] = string(buf[:size])
+	}
+	return args, nil
 }
