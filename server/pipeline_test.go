@@ -8,16 +8,13 @@ import (
 	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -629,28 +626,6 @@ func TestReadOnlyReplicaMakesTheServerRedial(t *testing.T) {
 	require.NoError(t, h.s.WaitConnected(context.Background()))
 	_, err = h.s.Do(context.Background(), countHit("a"))
 	assert.NoError(t, err, "served by the new connection")
-}
-
-func TestStaleConnectionIsReplaced(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var checks atomic.Int32
-		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: time.Second,
-			Dial: func(context.Context) (redis.Conn, error) { return &fakeConn{do: okDo}, nil },
-			Stale: func(context.Context) string {
-				if checks.Add(1) == 3 {
-					return "the sentinels name another master"
-				}
-				return ""
-			}})
-		require.NoError(t, err)
-		errc := make(chan error, 1)
-		go func() { errc <- s.Serve(context.Background()) }()
-		begin := time.Now()
-		err = <-errc
-		assert.ErrorContains(t, err, "the sentinels name another master")
-		assert.Equal(t, 3*time.Second, time.Since(begin), "asked once per HealthCheckInterval")
-		s.Stop()
-	})
 }
 
 func TestRedialReplacesTheServingConnection(t *testing.T) {

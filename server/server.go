@@ -101,11 +101,6 @@ type Config struct {
 	// HashTag selects the key layout "<prefix>{<id>}:<bucket>" (see
 	// protocol.Layout), not the Elixir library's.
 	HashTag bool
-	// Stale, when set, is asked every HealthCheckInterval, busy or not,
-	// whether the working connection should be replaced anyway (a sentinel
-	// names another master): a non-empty reason ends Serve, which redials.
-	// It runs on the server goroutine, bounded by a short timeout.
-	Stale func(ctx context.Context) (reason string)
 	// QueueSize bounds the requests waiting for the server; default
 	// DefaultQueueSize.
 	QueueSize int
@@ -540,9 +535,6 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, gen uint64) error {
 					}
 				}
 				busy = false
-				if err := s.checkStale(ctx); err != nil {
-					return err
-				}
 				continue
 			case <-s.redialWake:
 				if err := s.redialErr(gen); err != nil {
@@ -551,15 +543,7 @@ func (s *Server) loop(ctx context.Context, conn redis.Conn, gen uint64) error {
 				continue
 			}
 		} else {
-			err := s.redialErr(gen)
-			if err == nil {
-				select {
-				case <-tick: // busy: no PING needed, but a stale connection still goes
-					err = s.checkStale(ctx)
-				default:
-				}
-			}
-			if err != nil {
+			if err := s.redialErr(gen); err != nil {
 				conn.Close()
 				s.failTaken(conn, err)
 				return err
@@ -588,23 +572,6 @@ func (s *Server) failTaken(conn redis.Conn, err error) {
 	failUnsent(s.batch)
 	clear(s.batch)
 	s.batch = s.batch[:0]
-}
-
-// staleTimeout bounds a Config.Stale check, which runs on the server
-// goroutine.
-const staleTimeout = 500 * time.Millisecond
-
-// checkStale asks Config.Stale whether the working connection should go.
-func (s *Server) checkStale(ctx context.Context) error {
-	if s.cfg.Stale == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, staleTimeout)
-	defer cancel()
-	if why := s.cfg.Stale(ctx); why != "" {
-		return fmt.Errorf("replacing the connection: %s", why)
-	}
-	return nil
 }
 
 // reset drops every reference to calls between connections.
