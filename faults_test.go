@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,16 +70,23 @@ func faultOptions(proxy *faultproxy.Proxy, opts hammerredis.Options) hammerredis
 
 // faultLedger accounts for every hit of a test, key by key: acknowledged (a
 // count came back), unknown outcome (ErrDisconnected, ErrTimeout or the
-// context's error) and never sent (ErrClosed). It also checks each call's
-// duration and error class.
+// context's error; ErrRedis too while a fault that makes Redis refuse
+// commands is on, see allowRedisErrors) and never sent (ErrClosed). Hits on
+// the ids of refuse, whose keys hold strings, must all fail with WRONGTYPE.
+// It also checks each call's duration and error class.
 type faultLedger struct {
-	tallies map[string]*faultTally // by id; fixed once created
+	tallies  map[string]*faultTally // by id; fixed once the load starts
+	refusing map[string]string      // id -> the string its key holds; fixed likewise
 
 	calls, acked, unknown, neverSent atomic.Int64
+	refused, redisUnknown            atomic.Int64 // WRONGTYPE; ErrRedis counted as unknown
 	overruns, unexpected             atomic.Int64
 	maxTook, maxOverrun              atomic.Int64 // ns; overrun: took - deadline
-	lag                              *schedLag
-	ack                              chan struct{} // a token per acknowledged hit, dropped when full
+	// redisFaults is odd while a fault that makes Redis refuse commands is
+	// on: a call that overlaps one may get ErrRedis, after writing or not.
+	redisFaults atomic.Int64
+	lag         *schedLag
+	ack         chan struct{} // a token per acknowledged hit, dropped when full
 
 	mu      sync.Mutex
 	samples []string // the first unexpected errors
@@ -94,12 +102,41 @@ type faultTally struct {
 // newFaultLedger returns a ledger for ids and the probe; its overrun check
 // allows for the lag measured by lag.
 func newFaultLedger(lag *schedLag, ids ...string) *faultLedger {
-	l := &faultLedger{tallies: map[string]*faultTally{}, ack: make(chan struct{}, 1), lag: lag}
+	l := &faultLedger{tallies: map[string]*faultTally{}, refusing: map[string]string{}, ack: make(chan struct{}, 1),
+		lag: lag}
 	l.maxOverrun.Store(-int64(time.Hour))
 	for _, id := range append(ids, faultProbeID) {
 		l.tallies[id] = &faultTally{}
 	}
 	return l
+}
+
+// refuse adds ids whose keys hold the string value (set by the test), so
+// that every hit on them must fail with WRONGTYPE and leave the string. It
+// must be called before the load starts.
+func (l *faultLedger) refuse(value string, ids ...string) {
+	for _, id := range ids {
+		l.tallies[id] = &faultTally{}
+		l.refusing[id] = value
+	}
+}
+
+// allowRedisErrors marks the start of a fault that makes Redis refuse
+// commands (an ACL right taken away): until disallowRedisErrors, and for
+// every call that overlaps the fault, ErrRedis is an unknown outcome, since
+// the script may fail after its first write.
+func (l *faultLedger) allowRedisErrors() {
+	if l.redisFaults.Add(1)%2 != 1 {
+		panic("allowRedisErrors twice")
+	}
+}
+
+// disallowRedisErrors marks the end of the fault of allowRedisErrors, once
+// Redis runs the commands again.
+func (l *faultLedger) disallowRedisErrors() {
+	if l.redisFaults.Add(1)%2 != 0 {
+		panic("disallowRedisErrors without allowRedisErrors")
+	}
 }
 
 // hit counts one hit on id within faultDeadline, records its outcome and
@@ -110,11 +147,15 @@ func (l *faultLedger) hit(b *hammerredis.Backend, id string) error {
 
 // hitWithin is hit with the given deadline.
 func (l *faultLedger) hitWithin(b *hammerredis.Backend, id string, deadline time.Duration) error {
+	redisFaults := l.redisFaults.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	begin := time.Now()
 	n, err := b.CountHitN(ctx, hammerredis.BucketKey{Bucket: faultBucket, ID: id}, begin.UnixMilli(), 1)
-	l.record(id, n, err, time.Since(begin), deadline)
+	took := time.Since(begin)
+	// During or across a fault that makes Redis refuse commands.
+	redisFault := redisFaults%2 == 1 || l.redisFaults.Load() != redisFaults
+	l.record(id, n, err, took, deadline, redisFault)
 	return err
 }
 
@@ -128,7 +169,10 @@ func storeMax(v *atomic.Int64, x int64) {
 	}
 }
 
-func (l *faultLedger) record(id string, n int64, err error, took, deadline time.Duration) {
+// record accounts for a hit on id that returned n, err after took;
+// redisFault says whether the call overlapped a fault that makes Redis
+// refuse commands.
+func (l *faultLedger) record(id string, n int64, err error, took, deadline time.Duration, redisFault bool) {
 	l.calls.Add(1)
 	storeMax(&l.maxTook, int64(took))
 	storeMax(&l.maxOverrun, int64(took-deadline))
@@ -136,12 +180,16 @@ func (l *faultLedger) record(id string, n int64, err error, took, deadline time.
 		l.overruns.Add(1) // checked against the lag at the end
 	}
 	ta := l.tallies[id]
+	_, refusing := l.refusing[id]
 	closed := errors.Is(err, hammerredis.ErrClosed)
 	unknown := errors.Is(err, hammerredis.ErrDisconnected) || errors.Is(err, hammerredis.ErrTimeout) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	redisErr := errors.Is(err, hammerredis.ErrRedis)
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	switch {
+	case err == nil && refusing:
+		l.unexpectedErr(id, took, fmt.Errorf("count %d for a key that holds a string, want WRONGTYPE", n))
 	case err == nil:
 		ta.acked++
 		ta.counts = append(ta.counts, n)
@@ -152,20 +200,30 @@ func (l *faultLedger) record(id string, n int64, err error, took, deadline time.
 		}
 	case closed && !unknown:
 		l.neverSent.Add(1)
+	case refusing && redisErr && strings.Contains(err.Error(), "WRONGTYPE"):
+		l.refused.Add(1) // nothing counted
 	default:
 		// Unknown outcome; an unexpected error counts as one too, so the
 		// accounting stays conservative, and fails the test.
 		ta.unknown++
 		l.unknown.Add(1)
-		if !unknown || closed {
-			l.unexpected.Add(1)
-			l.mu.Lock()
-			if len(l.samples) < 5 {
-				l.samples = append(l.samples, fmt.Sprintf("%s after %v: %v", id, took, err))
-			}
-			l.mu.Unlock()
+		switch {
+		case redisErr && redisFault:
+			l.redisUnknown.Add(1)
+		case !unknown || closed:
+			l.unexpectedErr(id, took, err)
 		}
 	}
+}
+
+// unexpectedErr counts a call that returned err, and keeps the first few.
+func (l *faultLedger) unexpectedErr(id string, took time.Duration, err error) {
+	l.unexpected.Add(1)
+	l.mu.Lock()
+	if len(l.samples) < 5 {
+		l.samples = append(l.samples, fmt.Sprintf("%s after %v: %v", id, took, err))
+	}
+	l.mu.Unlock()
 }
 
 // waitAcked waits until at least n hits have been acknowledged in all.
@@ -188,8 +246,14 @@ func (l *faultLedger) waitAcked(t *testing.T, n int64) {
 // which returns at once, waits a little before the next.
 func (l *faultLedger) recovery(t *testing.T, b *hammerredis.Backend, healed time.Time) time.Duration {
 	t.Helper()
+	return l.recoveryOf(t, b, faultProbeID, healed)
+}
+
+// recoveryOf is recovery, probing with hits on id.
+func (l *faultLedger) recoveryOf(t *testing.T, b *hammerredis.Backend, id string, healed time.Time) time.Duration {
+	t.Helper()
 	for {
-		err := l.hit(b, faultProbeID)
+		err := l.hit(b, id)
 		if err == nil {
 			return time.Since(healed)
 		}
@@ -202,11 +266,23 @@ func (l *faultLedger) recovery(t *testing.T, b *hammerredis.Backend, healed time
 	}
 }
 
+// keyDo runs a command on key (its first argument) on the server that
+// holds it.
+type keyDo func(cmd, key string, args ...any) (any, error)
+
+// connKeyDo runs the commands on conn.
+func connKeyDo(conn redis.Conn) keyDo {
+	return func(cmd, key string, args ...any) (any, error) {
+		return conn.Do(cmd, append([]any{key}, args...)...)
+	}
+}
+
 // check reads every key's final count and checks the ledger: acked <= final
-// <= acked + unknown, acknowledged counts distinct and at most final, every
-// call back by its deadline plus faultMargin plus the scheduling lag, no
-// unexpected error.
-func (l *faultLedger) check(t *testing.T, admin redis.Conn, f *fixture) {
+// <= acked + unknown, acknowledged counts distinct and at most final, the
+// keys of refuse still holding their strings, every call back by its
+// deadline plus faultMargin plus the scheduling lag, no unexpected error.
+// key returns the Redis key of an id's bucket.
+func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) {
 	t.Helper()
 	ids := make([]string, 0, len(l.tallies))
 	for id := range l.tallies {
@@ -215,7 +291,13 @@ func (l *faultLedger) check(t *testing.T, admin redis.Conn, f *fixture) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		ta := l.tallies[id]
-		final, err := redis.Int64(admin.Do("HGET", f.key(id, faultBucket), "count"))
+		if want, ok := l.refusing[id]; ok {
+			v, err := redis.String(do("GET", key(id)))
+			require.NoError(t, err, "GET %q", key(id))
+			assert.Equal(t, want, v, "key %q holds its string still", key(id))
+			continue
+		}
+		final, err := redis.Int64(do("HGET", key(id), "count"))
 		if errors.Is(err, redis.ErrNil) {
 			final, err = 0, nil
 		}
@@ -242,16 +324,24 @@ func (l *faultLedger) check(t *testing.T, admin redis.Conn, f *fixture) {
 			"while the scheduling lag was at most %v", l.overruns.Load(), faultMargin, late, l.lag.max())
 	}
 	if n := l.unexpected.Load(); n > 0 {
-		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's; first: %q",
-			n, l.samples)
+		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
+			"(or ErrRedis WRONGTYPE on a key that holds a string, or ErrRedis while Redis refused commands) "+
+			"or succeeded on a key that holds a string; first: %q", n, l.samples)
 	}
 }
 
 // summary describes the ledger's figures.
 func (l *faultLedger) summary() string {
-	return fmt.Sprintf("calls %d: acknowledged %d, unknown outcome %d, never sent %d; slowest call %v, "+
+	var extra string
+	if n := l.redisUnknown.Load(); n > 0 {
+		extra += fmt.Sprintf(" (%d of them ErrRedis while Redis refused commands)", n)
+	}
+	if len(l.refusing) > 0 {
+		extra += fmt.Sprintf(", refused with WRONGTYPE %d", l.refused.Load())
+	}
+	return fmt.Sprintf("calls %d: acknowledged %d, unknown outcome %d%s, never sent %d; slowest call %v, "+
 		"latest past its deadline by %v (margin %v + scheduling lag %v), %d past it by more than the margin",
-		l.calls.Load(), l.acked.Load(), l.unknown.Load(), l.neverSent.Load(),
+		l.calls.Load(), l.acked.Load(), l.unknown.Load(), extra, l.neverSent.Load(),
 		time.Duration(l.maxTook.Load()).Round(time.Millisecond),
 		max(0, time.Duration(l.maxOverrun.Load())).Round(time.Millisecond), faultMargin,
 		l.lag.max().Round(time.Millisecond), l.overruns.Load())
@@ -301,6 +391,7 @@ func (ld *faultLoad) halt() {
 // fault proxy, with a ledger for its hits.
 type faultEnv struct {
 	callers int
+	pick    func(i, j int) string // caller i's id on its j-th call
 	srv     *redistest.Server
 	proxy   *faultproxy.Proxy
 	f       *fixture
@@ -331,6 +422,24 @@ func faultIDs(callers int) (ids []string, pick func(i, j int) string) {
 	}
 }
 
+// newFaultProxy starts a fault proxy to addr, closed when the test ends.
+func newFaultProxy(t *testing.T, addr string) *faultproxy.Proxy {
+	t.Helper()
+	proxy, err := faultproxy.New(addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { proxy.Close() })
+	return proxy
+}
+
+// srvDo runs a command on srv, past any proxy, on a connection of its own.
+func srvDo(t *testing.T, srv *redistest.Server, cmd string, args ...any) any {
+	t.Helper()
+	c, err := srv.Dial()
+	require.NoError(t, err)
+	defer c.Close()
+	return do(t, c, cmd, args...)
+}
+
 // faultCallers is the load of each fault test.
 const faultCallers = 16
 
@@ -340,13 +449,11 @@ const faultCallers = 16
 func newFaultEnv(t *testing.T, callers int, srvOpts redistest.Options, opts hammerredis.Options) *faultEnv {
 	t.Helper()
 	srv := redistest.New(t, srvOpts)
-	proxy, err := faultproxy.New(srv.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { proxy.Close() })
+	proxy := newFaultProxy(t, srv.Addr())
 	lag := startSchedLag()
 	t.Cleanup(lag.halt)
-	ids, _ := faultIDs(callers)
-	return &faultEnv{callers: callers, srv: srv, proxy: proxy, f: start(t, srv, faultOptions(proxy, opts)),
+	ids, pick := faultIDs(callers)
+	return &faultEnv{callers: callers, pick: pick, srv: srv, proxy: proxy, f: start(t, srv, faultOptions(proxy, opts)),
 		led: newFaultLedger(lag, ids...)}
 }
 
@@ -355,8 +462,7 @@ func newFaultEnv(t *testing.T, callers int, srvOpts redistest.Options, opts hamm
 // fault strikes while calls are in the air.
 func (e *faultEnv) load(t *testing.T, deadline func(i int) time.Duration) *faultLoad {
 	t.Helper()
-	_, pick := faultIDs(e.callers)
-	ld := startLoad(e.f.b, e.led, e.callers, pick, deadline)
+	ld := startLoad(e.f.b, e.led, e.callers, e.pick, deadline)
 	t.Cleanup(ld.halt) // before the backend stops, should the test fail early
 	e.led.waitAcked(t, e.led.acked.Load()+100)
 	return ld
@@ -373,7 +479,7 @@ func (e *faultEnv) finish(t *testing.T) {
 	require.NoError(t, err)
 	defer admin.Close()
 	e.led.lag.halt()
-	e.led.check(t, admin, e.f)
+	e.led.check(t, connKeyDo(admin), func(id string) string { return e.f.key(id, faultBucket) })
 	for _, r := range e.recs {
 		if r.took >= recoveryLimit+e.led.lag.max() {
 			t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
