@@ -338,10 +338,13 @@ func (r *clusterRouter) stats() server.Stats {
 		st = addConnStats(st, o)
 		st.QueueDepth += o.QueueDepth
 		st.QueueCapacity += o.QueueCapacity
+		st.InAir += o.InAir
 		st.Connected = st.Connected && o.Connected
 	}
 	for s := range r.leaving {
-		st = addConnStats(st, s.Stats())
+		o := s.Stats()
+		st = addConnStats(st, o)
+		st.InAir += o.InAir // answered before it stops
 	}
 	return st
 }
