@@ -70,18 +70,22 @@ func faultOptions(proxy *faultproxy.Proxy, opts hammerredis.Options) hammerredis
 
 // faultLedger accounts for every hit of a test, key by key: acknowledged (a
 // count came back), unknown outcome (ErrDisconnected, ErrTimeout or the
-// context's error; ErrRedis too while a fault that makes Redis refuse
-// commands is on, see allowRedisErrors) and never sent (ErrClosed). Hits on
-// the ids of refuse, whose keys hold strings, must all fail with WRONGTYPE.
+// context's error) and never sent (ErrClosed). Hits on the ids of refuse,
+// whose keys hold strings, must all fail with WRONGTYPE (refused). While a
+// fault takes an ACL right away (see allowRedisErrors), a hit may also fail
+// with ErrRedis: refused (NOPERM for EVALSHA: nothing ran), counted with
+// an error (count_hit failed after its HINCRBY), or of unknown outcome.
 // It also checks each call's duration and error class.
 type faultLedger struct {
 	tallies  map[string]*faultTally // by id; fixed once the load starts
 	refusing map[string]string      // id -> the string its key holds; fixed likewise
 
 	calls, acked, unknown, neverSent atomic.Int64
-	refused, redisUnknown            atomic.Int64 // WRONGTYPE; ErrRedis counted as unknown
-	overruns, unexpected             atomic.Int64
-	maxTook, maxOverrun              atomic.Int64 // ns; overrun: took - deadline
+	// Hits refused (WRONGTYPE, NOPERM: nothing counted); counted though
+	// they failed; ErrRedis of unknown outcome (among unknown).
+	wrongType, noPerm, countedErr, redisUnknown atomic.Int64
+	overruns, unexpected                        atomic.Int64
+	maxTook, maxOverrun                         atomic.Int64 // ns; overrun: took - deadline
 	// redisFaults is odd while a fault that makes Redis refuse commands is
 	// on: a call that overlaps one may get ErrRedis, after writing or not.
 	redisFaults atomic.Int64
@@ -94,9 +98,9 @@ type faultLedger struct {
 
 // faultTally is one key's account.
 type faultTally struct {
-	mu             sync.Mutex
-	acked, unknown int64
-	counts         []int64 // the counts returned to acknowledged hits
+	mu                         sync.Mutex
+	acked, countedErr, unknown int64
+	counts                     []int64 // the counts returned to acknowledged hits
 }
 
 // newFaultLedger returns a ledger for ids and the probe; its overrun check
@@ -121,10 +125,11 @@ func (l *faultLedger) refuse(value string, ids ...string) {
 	}
 }
 
-// allowRedisErrors marks the start of a fault that makes Redis refuse
-// commands (an ACL right taken away): until disallowRedisErrors, and for
-// every call that overlaps the fault, ErrRedis is an unknown outcome, since
-// the script may fail after its first write.
+// allowRedisErrors marks the start of a fault that takes an ACL right
+// away: until disallowRedisErrors, and for every call that overlaps the
+// fault, ErrRedis is an outcome, read from its message. The faults never
+// take HINCRBY away, so a count_hit script that "can't run" one of its
+// commands failed after its HINCRBY: the hit was counted.
 func (l *faultLedger) allowRedisErrors() {
 	if l.redisFaults.Add(1)%2 != 1 {
 		panic("allowRedisErrors twice")
@@ -201,7 +206,14 @@ func (l *faultLedger) record(id string, n int64, err error, took, deadline time.
 	case closed && !unknown:
 		l.neverSent.Add(1)
 	case refusing && redisErr && strings.Contains(err.Error(), "WRONGTYPE"):
-		l.refused.Add(1) // nothing counted
+		l.wrongType.Add(1) // nothing counted
+	case redisErr && redisFault && strings.Contains(err.Error(), "NOPERM"):
+		l.noPerm.Add(1) // the command itself was refused: nothing ran
+	case redisErr && redisFault && !refusing && strings.Contains(err.Error(), "can't run this command"):
+		// The script failed after its HINCRBY: counted once, no count
+		// returned (each hit of a coalesced group run again one by one).
+		ta.countedErr++
+		l.countedErr.Add(1)
 	default:
 		// Unknown outcome; an unexpected error counts as one too, so the
 		// accounting stays conservative, and fails the test.
@@ -277,8 +289,9 @@ func connKeyDo(conn redis.Conn) keyDo {
 	}
 }
 
-// check reads every key's final count and checks the ledger: acked <= final
-// <= acked + unknown, acknowledged counts distinct and at most final, the
+// check reads every key's final count and checks the ledger: acked +
+// countedErr <= final <= acked + countedErr + unknown, so that no hit is
+// lost nor counted twice; acknowledged counts distinct and at most final, the
 // keys of refuse still holding their strings, every call back by its
 // deadline plus faultMargin plus the scheduling lag, no unexpected error.
 // key returns the Redis key of an id's bucket.
@@ -302,9 +315,9 @@ func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) 
 			final, err = 0, nil
 		}
 		require.NoError(t, err, "HGET count of %q", id)
-		if final < ta.acked || final > ta.acked+ta.unknown {
-			t.Errorf("key %q: final count %d, acknowledged %d, unknown outcome %d; want acked <= final <= acked+unknown",
-				id, final, ta.acked, ta.unknown)
+		if counted := ta.acked + ta.countedErr; final < counted || final > counted+ta.unknown {
+			t.Errorf("key %q: final count %d, acknowledged %d, counted with an error %d, unknown outcome %d; "+
+				"want acked+counted <= final <= acked+counted+unknown", id, final, ta.acked, ta.countedErr, ta.unknown)
 		}
 		counts := slices.Clone(ta.counts)
 		slices.Sort(counts)
@@ -325,23 +338,26 @@ func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) 
 	}
 	if n := l.unexpected.Load(); n > 0 {
 		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
-			"(or ErrRedis WRONGTYPE on a key that holds a string, or ErrRedis while Redis refused commands) "+
+			"(or ErrRedis WRONGTYPE on a key that holds a string, or ErrRedis while an ACL right was taken away) "+
 			"or succeeded on a key that holds a string; first: %q", n, l.samples)
 	}
 }
 
 // summary describes the ledger's figures.
 func (l *faultLedger) summary() string {
-	var extra string
+	var counted, unknown, refused string
+	if n := l.countedErr.Load(); n > 0 {
+		counted = fmt.Sprintf(", counted but failed (ErrRedis after HINCRBY) %d", n)
+	}
 	if n := l.redisUnknown.Load(); n > 0 {
-		extra += fmt.Sprintf(" (%d of them ErrRedis while Redis refused commands)", n)
+		unknown = fmt.Sprintf(" (%d of them ErrRedis)", n)
 	}
-	if len(l.refusing) > 0 {
-		extra += fmt.Sprintf(", refused with WRONGTYPE %d", l.refused.Load())
+	if len(l.refusing) > 0 || l.noPerm.Load() > 0 {
+		refused = fmt.Sprintf(", refused (WRONGTYPE %d, NOPERM %d)", l.wrongType.Load(), l.noPerm.Load())
 	}
-	return fmt.Sprintf("calls %d: acknowledged %d, unknown outcome %d%s, never sent %d; slowest call %v, "+
+	return fmt.Sprintf("calls %d: acknowledged %d%s, unknown outcome %d%s%s, never sent %d; slowest call %v, "+
 		"latest past its deadline by %v (margin %v + scheduling lag %v), %d past it by more than the margin",
-		l.calls.Load(), l.acked.Load(), l.unknown.Load(), extra, l.neverSent.Load(),
+		l.calls.Load(), l.acked.Load(), counted, l.unknown.Load(), unknown, refused, l.neverSent.Load(),
 		time.Duration(l.maxTook.Load()).Round(time.Millisecond),
 		max(0, time.Duration(l.maxOverrun.Load())).Round(time.Millisecond), faultMargin,
 		l.lag.max().Round(time.Millisecond), l.overruns.Load())
