@@ -28,9 +28,9 @@ test: ensure-redis check-fmt vet
 		(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
 	done
 
-## chaos: 64 callers under random faults (cuts, resets, blackholes, latency, redis-server SIGKILL and SIGSTOP) for CHAOS (20s), with -race, printing the figures; make test runs 3s of it.
+## chaos: 64 callers under random faults for CHAOS (20s) each, with -race, printing the figures: TestChaos (cuts, resets, blackholes, latency, redis-server SIGKILL and SIGSTOP, SCRIPT FLUSH, ACL rights taken away, DeleteBuckets through 300k keys; keys of another type among the hot keys), then TestChaosCluster (slot migrations, a master frozen, SCRIPT FLUSH); make test runs 3s and 2s of them.
 chaos: ensure-redis
-	HAMMERREDIS_CHAOS=$(CHAOS) $(GO) test -race -count=1 -run '^TestChaos$$' -v .
+	HAMMERREDIS_CHAOS=$(CHAOS) $(GO) test -race -count=1 -run '^TestChaos(Cluster)?$$' -v .
 
 ## ensure-redis: install redis-server when it is missing and apt-get can.
 ensure-redis:
