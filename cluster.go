@@ -455,18 +455,18 @@ func (r *clusterRouter) askSlots(ctx context.Context, addr string) ([]slotRange,
 // redirect classifies err: a MOVED (refresh the map and call again), or an
 // ASK to addr (send the call there, after ASKING). A redirect means the
 // command did not run, so sending it again is safe.
-func redirect(err error) (moved bool, askAddr string) {
+func redirect(err error) (moved bool, movedTo, askAddr string) {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		f := strings.Fields(string(rerr))
 		switch {
 		case len(f) == 3 && f[0] == "MOVED":
-			return true, ""
+			return true, f[2], ""
 		case len(f) == 3 && f[0] == "ASK":
-			return false, f[2]
+			return false, "", f[2]
 		}
 	}
-	return false, ""
+	return false, "", ""
 }
 
 // node returns the server of the master at addr, if the map has one.
@@ -500,10 +500,16 @@ func clusterCall[T any](ctx context.Context, r *clusterRouter, op protocol.Reque
 func clusterTry[T any](ctx context.Context, r *clusterRouter, op string, key BucketKey,
 	layout protocol.Layout, call func(s *server.Server, asking bool) (T, error)) (T, error) {
 	var zero T
+	var movedFrom, movedTo *server.Server // the last MOVED: who answered it, whom it named
 	for attempt := 0; ; attempt++ {
 		srv, gen, err := r.routeWait(ctx, key, layout, op)
 		if err != nil {
 			return zero, err
+		}
+		if srv == movedFrom && movedTo != nil {
+			// The map was read from a node that has not learned of the
+			// move yet: go where the MOVED said.
+			srv = movedTo
 		}
 		v, err := call(srv, false)
 		if err == nil {
@@ -517,7 +523,7 @@ func clusterTry[T any](ctx context.Context, r *clusterRouter, op string, key Buc
 			default:
 			}
 		}
-		moved, ask := redirect(err)
+		moved, to, ask := redirect(err)
 		if errors.Is(err, ErrStopped) {
 			if r.isStopped() {
 				return v, ErrStopped // no refresh, no dial: the backend is stopped
@@ -533,8 +539,10 @@ func clusterTry[T any](ctx context.Context, r *clusterRouter, op string, key Buc
 		case !moved:
 			return v, err
 		}
-		if attempt > 0 {
-			return v, err
+		if attempt+1 >= maxRedirects {
+			// The call did not run: ErrClosed says so, and that the
+			// cluster is still settling.
+			return v, fmt.Errorf("%w (%s): redirected %d times, the slot map is still moving: %v", ErrClosed, op, maxRedirects, err)
 		}
 		if uerr := r.update(ctx, gen); uerr != nil {
 			if errors.Is(uerr, ErrStopped) {
@@ -545,8 +553,16 @@ func clusterTry[T any](ctx context.Context, r *clusterRouter, op string, key Buc
 			}
 			return v, err
 		}
+		movedFrom, movedTo = srv, nil
+		if to != "" {
+			movedTo = r.node(to)
+		}
 	}
 }
+
+// maxRedirects bounds the MOVED redirects one call follows, each after a
+// slot-map refresh (go-redis's default too).
+const maxRedirects = 3
 
 // deleteBuckets runs DeleteBuckets on every master at once, under one
 // timeout for all (deleteTimeout, or ctx's earlier deadline), and sums

@@ -250,6 +250,7 @@ func TestClusterShared(t *testing.T) {
 		{"FirstCallWaitsForTheSlotMap", testClusterFirstCallWaitsForTheSlotMap},
 		{"RedirectWithinDeadlineDespiteAFrozenSeed", testClusterRedirectWithinDeadline},
 		{"NothingAfterStop", testClusterNothingAfterStop},
+		{"MovedFollowedPastALaggingSeed", testClusterMovedPastALaggingSeed},
 		{"StatsCountEachCallOnceAndOnlyGrow", testClusterStatsOnlyGrow},
 		{"DeleteBucketsWithAFrozenMaster", testClusterDeleteBucketsWithAFrozenMaster},
 	} {
@@ -374,6 +375,40 @@ func testClusterRedirectWithinDeadline(t *testing.T, c *redistest.Cluster) {
 	require.NoError(t, err, "log:\n%s", log)
 	assert.Equal(t, int64(2), n, "the bucket moved with its slot")
 	assert.Less(t, took, deadline+100*time.Millisecond)
+}
+
+func testClusterMovedPastALaggingSeed(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	key := hammerredis.BucketKey{Bucket: 1, ID: "lagging"}
+	opts := clusterOpts(t, c, logtest.New())
+	slot := protocol.Slot(protocol.Key(opts.KeyPrefix, key))
+	from, err := c.MasterOf(slot)
+	require.NoError(t, err)
+	to := otherMaster(t, c, from)
+	var third *redistest.Server
+	masters, err := c.Masters()
+	require.NoError(t, err)
+	for _, m := range masters {
+		if m != from && m != to {
+			third = m
+		}
+	}
+	require.NotNil(t, third)
+	// The backend's only seed is the third master, which will not have
+	// heard of the move when the backend asks it.
+	opts.Cluster.Addrs = []string{third.Addr()}
+	b := startCluster(t, opts)
+	_, err = b.CountHit(ctx, key, 1)
+	require.NoError(t, err)
+
+	moveSlot(t, c, slot, to) // every node agrees that to serves it; moved back at the end
+	// The third master forgets it, as a node that has not caught up.
+	fromID, err := redis.String(from.Conn(t).Do("CLUSTER", "MYID"))
+	require.NoError(t, err)
+	do(t, third.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", fromID)
+	n, err := b.CountHit(ctx, key, 2)
+	require.NoError(t, err, "the MOVED names the new owner; the refreshed map does not yet")
+	assert.Equal(t, int64(2), n)
 }
 
 // connsReceived returns how many connections the nodes of c have accepted,
