@@ -61,6 +61,7 @@ type Collector struct {
 	connected    *prometheus.Desc
 	queueDepth   *prometheus.Desc
 	queueCap     *prometheus.Desc
+	inAir        *prometheus.Desc
 	latency      *prometheus.Desc
 }
 
@@ -97,6 +98,8 @@ func NewCollector(src StatsSource, opts ...Option) *Collector {
 			"Calls waiting for the connection."),
 		queueCap: desc("queue_capacity",
 			"How many calls the queue holds."),
+		inAir: desc("in_air",
+			"Calls written to Redis and waiting for their replies; 0 whenever the backend is idle."),
 		latency: desc("call_duration_seconds",
 			"How long calls took as their callers saw them, from the call to its reply or error."),
 	}
@@ -106,7 +109,7 @@ func NewCollector(src StatsSource, opts ...Option) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.calls, c.errors, c.connects, c.restarts, c.dialFailures,
-		c.connected, c.queueDepth, c.queueCap, c.latency,
+		c.connected, c.queueDepth, c.queueCap, c.inAir, c.latency,
 	} {
 		ch <- d
 	}
@@ -159,6 +162,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.connected, connected)
 	gauge(c.queueDepth, float64(s.QueueDepth))
 	gauge(c.queueCap, float64(s.QueueCapacity))
+	gauge(c.inAir, float64(s.InAir))
 
 	h := s.Latency
 	buckets := make(map[float64]uint64, len(h.Buckets))

@@ -43,6 +43,7 @@ func fixedStats() hammerredis.Stats {
 	s.Errors.Other = 9
 	s.Connects, s.Restarts, s.DialFailures = 4, 3, 11
 	s.QueueDepth, s.QueueCapacity = 5, 1024
+	s.InAir = 13
 	s.Latency.Count = 12
 	s.Latency.Sum = 1500 * time.Millisecond
 	s.Latency.Buckets = []server.Bucket{
@@ -87,6 +88,9 @@ hammerredis_errors_total{kind="other"} 9
 hammerredis_errors_total{kind="redis"} 7
 hammerredis_errors_total{kind="stopped"} 5
 hammerredis_errors_total{kind="timeout"} 3
+# HELP hammerredis_in_air Calls written to Redis and waiting for their replies; 0 whenever the backend is idle.
+# TYPE hammerredis_in_air gauge
+hammerredis_in_air 13
 # HELP hammerredis_queue_capacity How many calls the queue holds.
 # TYPE hammerredis_queue_capacity gauge
 hammerredis_queue_capacity 1024
@@ -108,6 +112,7 @@ var metricNames = []string{
 	"hammerredis_connected",
 	"hammerredis_queue_depth",
 	"hammerredis_queue_capacity",
+	"hammerredis_in_air",
 	"hammerredis_call_duration_seconds",
 }
 
@@ -125,9 +130,9 @@ func TestCollectorExportsNoOtherMetric(t *testing.T) {
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected), metricNames...); err != nil {
 		t.Fatal(err)
 	}
-	// 3 ops + 9 kinds + 3 counters + 3 gauges + 1 histogram.
-	if n := testutil.CollectAndCount(c); n != 19 {
-		t.Fatalf("collected %d metrics, want 19", n)
+	// 3 ops + 9 kinds + 3 counters + 4 gauges + 1 histogram.
+	if n := testutil.CollectAndCount(c); n != 20 {
+		t.Fatalf("collected %d metrics, want 20", n)
 	}
 }
 
@@ -251,8 +256,8 @@ app_calls_total{backend="b",op="get_bucket",zone="eu"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "app_connects_total", "app_calls_total"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 38 {
-		t.Fatalf("gathered %d metrics (%v), want 38", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 40 {
+		t.Fatalf("gathered %d metrics (%v), want 40", n, err)
 	}
 }
 
