@@ -527,7 +527,13 @@ func (w *sentinelWatcher) dialMaster(ctx context.Context, addr string, wait time
 	for {
 		conn, err := redis.DialContext(ctx, "tcp", addr, w.masterOpts...)
 		for err == nil {
-			if err = checkMaster(conn); err == nil {
+			// Stop (ctx) interrupts a master that accepts and never answers.
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
+			err = checkMaster(conn)
+			if !stop() && err == nil {
+				err = ctx.Err()
+			}
+			if err == nil {
 				return conn, nil
 			}
 			if !errors.Is(err, errNotMaster) || time.Now().After(deadline) {

@@ -528,3 +528,19 @@ func TestSentinelStopIsPromptAndLeavesNoGoroutine(t *testing.T) {
 	goleak.VerifyNone(t, ignore)
 	t.Logf("Stop took %v", took.Round(time.Millisecond))
 }
+
+func TestSentinelStopWhileTheNamedMasterNeverAnswers(t *testing.T) {
+	silent := redistest.NewSilent(t) // accepts, never answers ROLE
+	liar := redistest.NewLyingSentinel(t, silent.Addr())
+	b, err := hammerredis.Start(hammerredis.Options{
+		ExpiryMs: 60_000,
+		Sentinel: &hammerredis.SentinelConfig{Addrs: []string{liar.Addr()}, MasterName: "mymaster"},
+		RedisURL: "redis://" + deadAddr(t),
+		Logger:   logtest.New().Logger(), // ReadTimeout 5s
+	})
+	require.NoError(t, err)
+	<-silent.Received() // ROLE is out
+	began := time.Now()
+	require.NoError(t, hammerredis.Stop(b))
+	assert.Less(t, time.Since(began), time.Second, "Stop does not wait for a ReadTimeout")
+}
