@@ -358,7 +358,13 @@ func TestCoalescingSkipsKeysReadInTheSameBatch(t *testing.T) {
 	}
 }
 
-func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
+// coalescedGroup queues hits of increment 1, 2 and 3 on one key behind a
+// held call, so that they go out as one coalesced group, whose script
+// answers groupErr; a hit sent on its own then fails with singleErr when
+// singleErr is given its increment. It returns the hits' errors and the
+// connection.
+func coalescedGroup(t *testing.T, groupErr error, singleErr func(increment int64) error) ([]error, *fakeConn) {
+	t.Helper()
 	g := newGate()
 	conn := &fakeConn{}
 	conn.do = func(cmd string, args ...any) (any, error) {
@@ -370,11 +376,10 @@ func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
 			return int64(1), nil
 		}
 		if args[0] == coalescedSHA {
-			// Refused before its first write: the script marks it.
-			return nil, redis.Error(notRunCode + " ERR increment or decrement would overflow")
+			return nil, groupErr
 		}
-		if args[4].(int64) == 2 {
-			return nil, redis.Error("ERR increment or decrement would overflow")
+		if err := singleErr(args[4].(int64)); err != nil {
+			return nil, err
 		}
 		return int64(9), nil
 	}
@@ -383,35 +388,29 @@ func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
 	k := protocol.BucketKey{Bucket: 1, ID: "k"}
 	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 2},
 		protocol.CountHit{Key: k, Increment: 3}}
-	errs := queueBehind(t, h, g, reqs)
+	return queueBehind(t, h, g, reqs), conn
+}
+
+func TestCoalescedErrorRunsTheHitsOneByOne(t *testing.T) {
+	overflow := redis.Error("ERR increment or decrement would overflow")
+	errs, _ := coalescedGroup(t,
+		redis.Error(notRunCode+" "+string(overflow)), // refused before its first write: the script marks it
+		func(increment int64) error {
+			if increment == 2 {
+				return overflow
+			}
+			return nil
+		})
 	assert.NoError(t, errs[0])
 	assert.ErrorIs(t, errs[1], protocol.ErrRedis, "only the hit that overflows fails")
 	assert.NoError(t, errs[2])
 }
 
 func TestCoalescedFailureAfterItsFirstWriteIsNeverResent(t *testing.T) {
-	g := newGate()
-	conn := &fakeConn{}
-	conn.do = func(cmd string, args ...any) (any, error) {
-		if cmd == "PING" {
-			return "PONG", nil
-		}
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-			return int64(1), nil
-		}
-		if args[0] == coalescedSHA {
-			// HINCRBY ran; EXPIRE did not: the sum is counted.
-			return nil, redis.Error("NOPERM User limited has no permissions to run the 'expire' command script: f_x, on @user_script:27.")
-		}
-		return int64(9), nil
-	}
-	h := run(t, Config{}, conn)
-	h.connected(t)
-	k := protocol.BucketKey{Bucket: 1, ID: "k"}
-	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 2},
-		protocol.CountHit{Key: k, Increment: 3}}
-	for _, err := range queueBehind(t, h, g, reqs) {
+	// HINCRBY ran; EXPIRE did not: the sum is counted.
+	noperm := redis.Error("NOPERM User limited has no permissions to run the 'expire' command script: f_x, on @user_script:27.")
+	errs, conn := coalescedGroup(t, noperm, func(int64) error { return nil })
+	for _, err := range errs {
 		assert.ErrorIs(t, err, protocol.ErrRedis)
 		assert.ErrorContains(t, err, "NOPERM")
 	}
