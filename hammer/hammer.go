@@ -17,7 +17,7 @@
 // limits shared by many instances, or package memory's backend for one
 // process and for tests. Being rate limited is a normal [Result], not an
 // error; errors come from the backend (Redis unreachable, a timeout) or from
-// invalid arguments (hammerredis.ErrInvalid).
+// invalid arguments (protocol.ErrInvalid, which is hammerredis.ErrInvalid).
 //
 // # Time
 //
@@ -30,15 +30,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // Backend counts hits in buckets. *hammerredis.Backend and
-// *memory.Backend implement it.
+// *memory.Backend implement it. Its types are package protocol's, which
+// package hammerredis re-exports (hammerredis.BucketKey is
+// protocol.BucketKey), so this package does not depend on the Redis client.
 type Backend interface {
-	CountHit(ctx context.Context, key hammerredis.BucketKey, now int64) (int64, error)
-	CountHitN(ctx context.Context, key hammerredis.BucketKey, now, increment int64) (int64, error)
-	GetBucket(ctx context.Context, key hammerredis.BucketKey) (*hammerredis.BucketInfo, error)
+	CountHit(ctx context.Context, key protocol.BucketKey, now int64) (int64, error)
+	CountHitN(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error)
+	GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error)
 	DeleteBuckets(ctx context.Context, id string) (int64, error)
 }
 
@@ -100,7 +102,7 @@ type Inspection struct {
 // ms until the next bucket at nowMs.
 func window(scale time.Duration, nowMs int64) (scaleMs, bucket, msToNext int64, err error) {
 	if scale < time.Millisecond || scale%time.Millisecond != 0 {
-		return 0, 0, 0, fmt.Errorf("%w: scale %v must be a whole number of milliseconds, at least 1ms", hammerredis.ErrInvalid, scale)
+		return 0, 0, 0, fmt.Errorf("%w: scale %v must be a whole number of milliseconds, at least 1ms", protocol.ErrInvalid, scale)
 	}
 	scaleMs = scale.Milliseconds()
 	bucket = nowMs / scaleMs // Elixir's div: truncated, as Hammer computes it
@@ -109,7 +111,7 @@ func window(scale time.Duration, nowMs int64) (scaleMs, bucket, msToNext int64, 
 
 func checkLimit(limit int64) error {
 	if limit < 0 {
-		return fmt.Errorf("%w: limit %d must not be negative", hammerredis.ErrInvalid, limit)
+		return fmt.Errorf("%w: limit %d must not be negative", protocol.ErrInvalid, limit)
 	}
 	return nil
 }
@@ -124,7 +126,7 @@ func (l *Limiter) CheckRate(ctx context.Context, id string, scale time.Duration,
 // increment must be at least 1.
 func (l *Limiter) CheckRateInc(ctx context.Context, id string, scale time.Duration, limit, increment int64) (Result, error) {
 	if increment < 1 {
-		return Result{}, fmt.Errorf("%w: increment %d must be at least 1", hammerredis.ErrInvalid, increment)
+		return Result{}, fmt.Errorf("%w: increment %d must be at least 1", protocol.ErrInvalid, increment)
 	}
 	if err := checkLimit(limit); err != nil {
 		return Result{}, err
@@ -135,7 +137,7 @@ func (l *Limiter) CheckRateInc(ctx context.Context, id string, scale time.Durati
 	if err != nil {
 		return Result{}, err
 	}
-	count, err := l.backend.CountHitN(ctx, hammerredis.BucketKey{Bucket: bucket, ID: id}, nowMs, increment)
+	count, err := l.backend.CountHitN(ctx, protocol.BucketKey{Bucket: bucket, ID: id}, nowMs, increment)
 	if err != nil {
 		return Result{}, err
 	}
@@ -161,7 +163,7 @@ func (l *Limiter) InspectBucket(ctx context.Context, id string, scale time.Durat
 	if err != nil {
 		return Inspection{}, err
 	}
-	info, err := l.backend.GetBucket(ctx, hammerredis.BucketKey{Bucket: bucket, ID: id})
+	info, err := l.backend.GetBucket(ctx, protocol.BucketKey{Bucket: bucket, ID: id})
 	if err != nil {
 		return Inspection{}, err
 	}

@@ -48,9 +48,10 @@
 //
 // # Failures
 //
-// When the backend fails (Redis unreachable: [hammerredis.ErrClosed]; too
-// slow: [hammerredis.ErrTimeout]; ...), the request is handled by
-// Config.OnError: [FailOpen] (the default) lets it through without RateLimit
+// When the backend fails (Redis unreachable:
+// [github.com/hammer-go/hammerredis.ErrClosed]; too slow:
+// [github.com/hammer-go/hammerredis.ErrTimeout]; ...), the request is handled
+// by Config.OnError: [FailOpen] (the default) lets it through without RateLimit
 // headers, since nothing is known about the client's usage; [FailClosed]
 // answers 503 Service Unavailable with Retry-After: 1. Either way the error
 // is logged to Config.Logger, throttled: the first error, then at most one
@@ -77,8 +78,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // Defaults of Config.
@@ -222,7 +223,7 @@ const (
 )
 
 // New validates cfg and returns the middleware. Its errors wrap
-// hammerredis.ErrInvalid and name the problem.
+// protocol.ErrInvalid (hammerredis.ErrInvalid) and name the problem.
 func New(cfg Config) (func(http.Handler) http.Handler, error) {
 	if err := cfg.configure(); err != nil {
 		return nil, err
@@ -240,18 +241,18 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 // configure validates c and applies the defaults, in one place.
 func (c *Config) configure() error {
 	if c.Limiter == nil {
-		return fmt.Errorf("%w: httplimit: Config.Limiter is required", hammerredis.ErrInvalid)
+		return fmt.Errorf("%w: httplimit: Config.Limiter is required", protocol.ErrInvalid)
 	}
 	if c.Scale < time.Millisecond || c.Scale%time.Millisecond != 0 {
 		return fmt.Errorf("%w: httplimit: Config.Scale %v must be a whole number of milliseconds, at least 1ms",
-			hammerredis.ErrInvalid, c.Scale)
+			protocol.ErrInvalid, c.Scale)
 	}
 	if c.Limit < 0 {
-		return fmt.Errorf("%w: httplimit: Config.Limit %d must not be negative", hammerredis.ErrInvalid, c.Limit)
+		return fmt.Errorf("%w: httplimit: Config.Limit %d must not be negative", protocol.ErrInvalid, c.Limit)
 	}
 	if c.OnError != FailOpen && c.OnError != FailClosed {
 		return fmt.Errorf("%w: httplimit: Config.OnError %v is neither FailOpen nor FailClosed",
-			hammerredis.ErrInvalid, c.OnError)
+			protocol.ErrInvalid, c.OnError)
 	}
 	if c.Key == nil {
 		c.Key = ClientIP(nil)
@@ -300,7 +301,7 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		if r.Context().Err() != nil {
 			return // the client left: nobody to answer, and not an outage
 		}
-		if errors.Is(err, hammerredis.ErrInvalid) {
+		if errors.Is(err, protocol.ErrInvalid) {
 			// The backend refused the key itself (an id over
 			// protocol.MaxIDBytes): a request that cannot be rate
 			// limited, not an outage to fail open on.
