@@ -226,7 +226,7 @@ func (b *Backend) route(id string) *server.Server {
 
 // Stats is a snapshot of a backend's counters: calls and errors by kind,
 // connections, restarts, queue depth and a latency histogram.
-type Stats = server.Stats
+type Stats = protocol.Stats
 
 // Stats returns a snapshot of the backend's counters, summed over its
 // servers. It is cheap: the counters are atomic and recording them never

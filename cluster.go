@@ -81,7 +81,7 @@ type clusterRouter struct {
 	slots   [protocol.SlotCount]*server.Server
 	nodes   map[string]*server.Server // master address -> its server
 	leaving map[*server.Server]bool   // dropped from the map, being stopped
-	retired server.Stats              // the connection counters of stopped servers
+	retired protocol.Stats            // the connection counters of stopped servers
 	gen     uint64                    // counts refreshes
 	ready   chan struct{}             // closed at the first slot map
 	mapErr  error                     // why the latest refresh failed, nil after a success
@@ -314,7 +314,7 @@ func (r *clusterRouter) retire(s *server.Server) {
 
 // addConnStats adds the connection counters of o to st: what a server
 // counts by itself. Calls, errors and latencies are counted by the router.
-func addConnStats(st, o server.Stats) server.Stats {
+func addConnStats(st, o protocol.Stats) protocol.Stats {
 	st.Connects += o.Connects
 	st.Restarts += o.Restarts
 	st.DialFailures += o.DialFailures
@@ -327,7 +327,7 @@ func addConnStats(st, o server.Stats) server.Stats {
 // would count twice, and the counts of a server that left the map would
 // vanish with it. The connection counters are summed over the servers,
 // those that left the map included (retired), so they only grow too.
-func (r *clusterRouter) stats() server.Stats {
+func (r *clusterRouter) stats() protocol.Stats {
 	st := r.calls.Snapshot()
 	r.mu.RLock()
 	defer r.mu.RUnlock()

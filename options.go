@@ -26,6 +26,9 @@ const (
 	DefaultWriteTimeout   = 5 * time.Second
 )
 
+// DefaultMaxPipeline is the MaxPipeline of Options that leave it 0.
+const DefaultMaxPipeline = server.DefaultMaxPipeline
+
 // Bounds of Options, checked by New: a value past one is refused with
 // ErrInvalid rather than crashing the process or breaking every call.
 const (

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hammer-go/hammerredis/server"
+	"github.com/hammer-go/hammerredis"
 )
 
 // countHitLua is the count_hit script of hammerredis. The redigo and rueidis
@@ -17,7 +17,7 @@ import (
 //	ARGV[3] the TTL in seconds (61 for a 60 s window)
 //
 // It returns the bucket's new count.
-const countHitLua = server.CountHitLua
+const countHitLua = hammerredis.CountHitLua
 
 // The decision every driver makes: at most limit hits per window, a limit
 // so high that every check is allowed, so that what is measured is the

@@ -17,6 +17,13 @@
 // [ExpirySeconds] refreshed on every hit. [DeletePattern] and [IsBucketOf]
 // select the keys of exactly one id when its buckets are deleted.
 //
+// # Stats
+//
+// [Stats] is a snapshot of the counters of a server, or, summed with
+// [Stats.Add], of a whole backend: calls by operation ([OpCounts]), errors by
+// kind ([ErrorCounts]), connections, queue depth and a latency [Histogram].
+// The server keeps the live counters; a snapshot is plain data.
+//
 // # Errors
 //
 // The sentinel errors ([ErrClosed], [ErrDisconnected], [ErrTimeout],

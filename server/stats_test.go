@@ -50,7 +50,7 @@ func TestStatsCountCallsErrorsAndConnections(t *testing.T) {
 
 	st := h.s.Stats()
 	assert.False(t, st.Connected)
-	assert.Equal(t, OpCounts{CountHit: 5, GetBucket: 1, DeleteBuckets: 1}, st.Calls)
+	assert.Equal(t, protocol.OpCounts{CountHit: 5, GetBucket: 1, DeleteBuckets: 1}, st.Calls)
 	e := st.Errors
 	assert.Equal(t, uint64(1), e.Redis)
 	assert.Equal(t, uint64(1), e.BadReply)
@@ -86,7 +86,7 @@ func TestHistogram(t *testing.T) {
 	assert.Equal(t, 128*time.Microsecond, h.Quantile(0.6))
 	assert.Equal(t, 1024*time.Microsecond, h.Quantile(0.8))
 	assert.Equal(t, (time.Hour+time.Millisecond+104*time.Microsecond)/6, h.Mean())
-	assert.Zero(t, Histogram{}.Quantile(0.5))
+	assert.Zero(t, protocol.Histogram{}.Quantile(0.5))
 	for i := 1; i < len(h.Buckets); i++ {
 		require.Equal(t, 2*h.Buckets[i-1].UpperBound, h.Buckets[i].UpperBound)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hammer-go/hammerredis/server"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // benchReport is the outcome of a bench run, as --json prints it.
@@ -91,7 +91,7 @@ type errorKind struct {
 }
 
 // errorKinds lists the backend's error counts by the sentinel they match.
-func errorKinds(e server.ErrorCounts) []errorKind {
+func errorKinds(e protocol.ErrorCounts) []errorKind {
 	return []errorKind{
 		{"ErrClosed", "closed", e.Closed}, {"ErrDisconnected", "disconnected", e.Disconnected},
 		{"ErrTimeout", "timeout", e.Timeout}, {"canceled", "canceled", e.Canceled},
@@ -108,7 +108,7 @@ func cellSummary(r cellResult) string {
 
 // errorText shows the backend's errors: "0", or their total and kinds, such
 // as "12 (ErrClosed 10, ErrTimeout 2)".
-func errorText(e server.ErrorCounts) string {
+func errorText(e protocol.ErrorCounts) string {
 	if e.Total() == 0 {
 		return "0"
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	hammerprom "github.com/hammer-go/hammerredis/contrib/prometheus"
-	"github.com/hammer-go/hammerredis/server"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // stub is a StatsSource returning fixed Stats and counting its snapshots.
@@ -46,7 +46,7 @@ func fixedStats() hammerredis.Stats {
 	s.InAir = 13
 	s.Latency.Count = 12
 	s.Latency.Sum = 1500 * time.Millisecond
-	s.Latency.Buckets = []server.Bucket{
+	s.Latency.Buckets = []protocol.Bucket{
 		{UpperBound: time.Microsecond, Count: 2},
 		{UpperBound: 2 * time.Microsecond, Count: 9},
 		{UpperBound: 4 * time.Microsecond, Count: 11},
