@@ -10,41 +10,6 @@ import (
 	"time"
 )
 
-func TestHistogramBuckets(t *testing.T) {
-	for v := uint64(0); v < 1<<20; v += 1 + v/97 {
-		i := bucketOf(v)
-		if lo, hi := bucketLow(i), bucketLow(i+1); v < lo || v >= hi {
-			t.Fatalf("bucketOf(%d) = %d, holding [%d, %d): want v inside", v, i, lo, hi)
-		}
-		if i > 0 && bucketLow(i-1) >= bucketLow(i) {
-			t.Fatalf("bucketLow(%d) = %d >= bucketLow(%d) = %d: want increasing", i-1, bucketLow(i-1), i, bucketLow(i))
-		}
-	}
-	if i := bucketOf(1<<63 + 12345); i >= len(histogram{}.counts) {
-		t.Fatalf("bucketOf(2^63+12345) = %d, beyond the %d buckets", i, len(histogram{}.counts))
-	}
-}
-
-func TestHistogramQuantiles(t *testing.T) {
-	var h histogram
-	for i := 1; i <= 1000; i++ {
-		h.record(time.Duration(i) * time.Microsecond)
-	}
-	for _, tc := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, 1000 * time.Microsecond}} {
-		got := h.quantile(tc.q)
-		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.04 || diff > 0.04 {
-			t.Errorf("quantile(%v) = %v, want %v within 4%%", tc.q, got, tc.want)
-		}
-	}
-	var empty histogram
-	if got := empty.quantile(0.5); got != 0 {
-		t.Errorf("empty quantile(0.5) = %v, want 0", got)
-	}
-}
-
 func TestParseBenchmarkCSV(t *testing.T) {
 	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 "EVALSHA 329a 1 key:__rand_int__ 1700000000000 1 61","189035.92","16.541","4.768","15.895","24.271","32.047","34.079"

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/hammer-go/hammerredis/internal/latency"
 )
 
 // report is everything one run measured.
@@ -151,7 +153,7 @@ func (r *report) writeMethod(p printer) {
 	}
 	p("- **checks/s** is the checks completed during the measurement divided by its length.")
 	p("- **p50 / p99** are percentiles of the latency of one check, as the caller sees it, from a log-bucketed "+
-		"histogram (%d buckets per power of two: within about 3%%).", 1<<subBits)
+		"histogram (%d buckets per power of two: within about 3%%).", latency.SubBuckets)
 	p("- **allocs/check** is the growth of runtime.MemStats.Mallocs during the measurement divided by the checks: " +
 		"the whole process, so it includes the clients' own goroutines (hammerredis's server goroutines, go-redis " +
 		"and rueidis connection readers). Recording a check allocates nothing.")

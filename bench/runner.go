@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hammer-go/hammerredis/internal/latency"
 )
 
 // cell is one measurement: one driver, one workload, one number of callers.
@@ -90,7 +92,7 @@ const (
 
 // callerStats is one caller's record, owned by it until the cell ends.
 type callerStats struct {
-	hist           histogram
+	hist           latency.Histogram
 	checks, denied int64
 	errors         int64
 	firstErr       error
@@ -143,7 +145,7 @@ func runCell(ctx context.Context, srv *target, c cell, prefix string, warmup, du
 					fallthrough
 				default:
 					st.checks++
-					st.hist.record(lat)
+					st.hist.Record(lat)
 				}
 			}
 		}(stats[g], rand.New(rand.NewPCG(seed, uint64(g))))
@@ -177,7 +179,7 @@ func runCell(ctx context.Context, srv *target, c cell, prefix string, warmup, du
 	}
 	wg.Wait()
 
-	var all histogram
+	var all latency.Histogram
 	for _, st := range stats {
 		res.checks += st.checks
 		res.denied += st.denied
@@ -185,9 +187,9 @@ func runCell(ctx context.Context, srv *target, c cell, prefix string, warmup, du
 		if st.firstErr != nil && res.firstErr == "" {
 			res.firstErr = st.firstErr.Error()
 		}
-		all.merge(&st.hist)
+		all.Merge(&st.hist)
 	}
-	res.p50, res.p99 = all.quantile(0.50), all.quantile(0.99)
+	res.p50, res.p99 = all.Quantile(0.50), all.Quantile(0.99)
 	if res.checks > 0 {
 		res.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(res.checks)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"os"
 	"os/exec"
 	"regexp"
@@ -283,73 +282,6 @@ func TestBenchInterrupt(t *testing.T) {
 	}
 	if n, err := redis.Int(c.Do("DBSIZE")); err != nil || n != 0 {
 		t.Errorf("DBSIZE after an interrupted bench = %d, %v; want 0", n, err)
-	}
-}
-
-func TestLatencies(t *testing.T) {
-	var h latencies
-	if got := h.quantile(0.5); got != 0 {
-		t.Errorf("empty quantile(0.5) = %v, want 0", got)
-	}
-	// 1µs to 1000µs, once each, in two halves merged.
-	var a, b latencies
-	for i := 1; i <= 1000; i++ {
-		d := time.Duration(i) * time.Microsecond
-		if i%2 == 0 {
-			a.record(d)
-		} else {
-			b.record(d)
-		}
-	}
-	h.merge(&a)
-	h.merge(&b)
-	for _, tt := range []struct {
-		q    float64
-		want time.Duration
-	}{
-		{0.5, 500 * time.Microsecond},
-		{0.9, 900 * time.Microsecond},
-		{0.99, 990 * time.Microsecond},
-		{1, 1000 * time.Microsecond},
-		{0.001, time.Microsecond},
-	} {
-		got := h.quantile(tt.q)
-		if math.Abs(float64(got-tt.want)) > float64(tt.want)/histSub {
-			t.Errorf("quantile(%v) = %v, want %v within 1/%d", tt.q, got, tt.want, histSub)
-		}
-	}
-	// Small values are exact; negative ones count as 0.
-	var s latencies
-	for _, d := range []time.Duration{-5, 3, 3, 7} {
-		s.record(d)
-	}
-	for _, tt := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.25, 0}, {0.5, 3}, {0.75, 3}, {1, 7}} {
-		if got := s.quantile(tt.q); got != tt.want {
-			t.Errorf("quantile(%v) of -5, 3, 3, 7 ns = %v, want %v", tt.q, got, tt.want)
-		}
-	}
-}
-
-func TestHistBuckets(t *testing.T) {
-	// Every value lies in its bucket, and the buckets follow each other.
-	for _, v := range []uint64{0, 1, 31, 32, 33, 63, 64, 65, 1000, 123456789, 1 << 40, math.MaxInt64, math.MaxUint64} {
-		i := histIndex(v)
-		if i < 0 || i >= histBuckets || histLow(i) > v || (i+1 < histBuckets && histLow(i+1) <= v) {
-			t.Errorf("histIndex(%d) = %d, whose range starts at %d", v, i, histLow(i))
-		}
-	}
-	for i := 1; i < histBuckets; i++ {
-		if histIndex(histLow(i)) != i || histIndex(histLow(i)-1) != i-1 {
-			t.Fatalf("bucket %d starts at %d, but histIndex of it is %d", i, histLow(i), histIndex(histLow(i)))
-		}
-	}
-	var h latencies
-	h.record(time.Microsecond)
-	if allocs := testing.AllocsPerRun(100, func() { h.record(time.Millisecond) }); allocs != 0 {
-		t.Errorf("record allocates %v times, want 0", allocs)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/internal/latency"
 )
 
 // What each check of bench asks: one hit for an id in a window of
@@ -93,7 +94,7 @@ func (r cellResult) rate() float64 {
 // caller is the record of one caller goroutine, which alone writes it
 // until the cell ends; checks is also read by the progress bar.
 type caller struct {
-	lat      latencies
+	lat      latency.Histogram
 	checks   atomic.Int64
 	firstErr error
 }
@@ -127,7 +128,7 @@ func measure(ctx context.Context, lim *hammer.Limiter, w benchWorkload, callers 
 						rec.firstErr = err
 					}
 				default:
-					rec.lat.record(lat)
+					rec.lat.Record(lat)
 					rec.checks.Add(1)
 				}
 			}
@@ -154,15 +155,15 @@ func measure(ctx context.Context, lim *hammer.Limiter, w benchWorkload, callers 
 	runtime.ReadMemStats(&m1)
 	wg.Wait()
 
-	var all latencies
+	var all latency.Histogram
 	for _, rec := range recs {
 		res.checks += rec.checks.Load()
 		if rec.firstErr != nil && res.firstErr == "" {
 			res.firstErr = rec.firstErr.Error()
 		}
-		all.merge(&rec.lat)
+		all.Merge(&rec.lat)
 	}
-	res.p50, res.p99 = all.quantile(0.50), all.quantile(0.99)
+	res.p50, res.p99 = all.Quantile(0.50), all.Quantile(0.99)
 	if res.checks > 0 {
 		res.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(res.checks)
 	}
