@@ -14,8 +14,9 @@
 //
 // A bucket is one Redis hash named by [Key]: "<prefix><id>:<bucket>", with the
 // fields count, created and updated, in that order, and a TTL of
-// [ExpirySeconds] refreshed on every hit. [DeletePattern] and [IsBucketOf]
-// select the keys of exactly one id when its buckets are deleted.
+// [ExpirySeconds] refreshed on every hit. [Layout.DeletePattern] and
+// [Layout.IsBucketOf] select the keys of exactly one id when its buckets are
+// deleted.
 //
 // # Stats
 //

@@ -19,24 +19,24 @@ const (
 // Key returns the Redis key of a bucket: prefix, id, ":", bucket in base 10.
 // It is plain concatenation, byte for byte what the Elixir library writes.
 func Key(prefix string, k BucketKey) string {
-	return string(AppendKey(make([]byte, 0, len(prefix)+len(k.ID)+21), prefix, k))
+	return string(appendKey(make([]byte, 0, len(prefix)+len(k.ID)+21), prefix, k))
 }
 
-// AppendKey appends the Redis key of k to dst, as Key builds it, and returns
+// appendKey appends the Redis key of k to dst, as Key builds it, and returns
 // the extended buffer.
-func AppendKey(dst []byte, prefix string, k BucketKey) []byte {
+func appendKey(dst []byte, prefix string, k BucketKey) []byte {
 	dst = append(dst, prefix...)
 	dst = append(dst, k.ID...)
 	dst = append(dst, ':')
 	return strconv.AppendInt(dst, k.Bucket, 10)
 }
 
-// DeletePattern returns the SCAN MATCH pattern for the buckets of id:
+// deletePattern returns the SCAN MATCH pattern for the buckets of id:
 // "<prefix><id>:*" with Redis glob characters in prefix and id escaped, so
 // that an id such as "x*" matches only its own keys (Elixir does not escape).
 // The pattern may still match keys of other ids (id "a" matches "a:b:1");
-// filter them with [IsBucketOf].
-func DeletePattern(prefix, id string) string {
+// filter them with isBucketOf.
+func deletePattern(prefix, id string) string {
 	var b strings.Builder
 	b.Grow(len(prefix) + len(id) + 8)
 	escapeGlob(&b, prefix)
@@ -57,11 +57,11 @@ func escapeGlob(b *strings.Builder, s string) {
 	}
 }
 
-// IsBucketOf reports whether key is a bucket key of id under prefix, that is
+// isBucketOf reports whether key is a bucket key of id under prefix, that is
 // whether key == Key(prefix, BucketKey{b, id}) for some int64 b. Keys of any
 // other id never pass: their remainder after "<prefix><id>:" holds a ':' or
 // is not in canonical base 10.
-func IsBucketOf(prefix, id, key string) bool {
+func isBucketOf(prefix, id, key string) bool {
 	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
 		return false
@@ -112,7 +112,7 @@ type Layout struct {
 // AppendKey appends the key of k to dst.
 func (l Layout) AppendKey(dst []byte, k BucketKey) []byte {
 	if !l.HashTag {
-		return AppendKey(dst, l.Prefix, k)
+		return appendKey(dst, l.Prefix, k)
 	}
 	dst = append(dst, l.Prefix...)
 	dst = append(dst, '{')
@@ -126,10 +126,14 @@ func (l Layout) Key(k BucketKey) string {
 	return string(l.AppendKey(make([]byte, 0, len(l.Prefix)+len(k.ID)+23), k))
 }
 
-// DeletePattern returns the SCAN MATCH pattern for the buckets of id.
+// DeletePattern returns the SCAN MATCH pattern for the buckets of id: their
+// key with Redis glob characters in the prefix and id escaped and "*" for the
+// window, so that an id such as "x*" matches only its own keys (Elixir does
+// not escape). The pattern may still match keys of other ids (id "a" matches
+// "a:b:1"); filter them with [Layout.IsBucketOf].
 func (l Layout) DeletePattern(id string) string {
 	if !l.HashTag {
-		return DeletePattern(l.Prefix, id)
+		return deletePattern(l.Prefix, id)
 	}
 	var b strings.Builder
 	escapeGlob(&b, l.Prefix)
@@ -139,10 +143,12 @@ func (l Layout) DeletePattern(id string) string {
 	return b.String()
 }
 
-// IsBucketOf reports whether key is a bucket key of id in this layout.
+// IsBucketOf reports whether key is a bucket key of id in this layout, that
+// is whether key == l.Key(BucketKey{b, id}) for some int64 b. Keys of any
+// other id never pass.
 func (l Layout) IsBucketOf(id, key string) bool {
 	if !l.HashTag {
-		return IsBucketOf(l.Prefix, id, key)
+		return isBucketOf(l.Prefix, id, key)
 	}
 	rest, ok := strings.CutPrefix(key, l.Prefix+"{")
 	if !ok {

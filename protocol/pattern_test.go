@@ -314,8 +314,9 @@ func TestDeletePatternWithRedis(t *testing.T) {
 		t.Fatalf("MSET: %v", err)
 	}
 	for _, prefix := range prefixes {
+		layout := protocol.Layout{Prefix: prefix}
 		for _, id := range patternIDs {
-			pattern := protocol.DeletePattern(prefix, id)
+			pattern := layout.DeletePattern(id)
 			var got []string
 			for cursor := "0"; ; {
 				reply, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
@@ -343,11 +344,11 @@ func TestDeletePatternWithRedis(t *testing.T) {
 				}
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("SCAN MATCH protocol.DeletePattern(%q, %q) = %q, want the keys starting with %q: %q",
+				t.Errorf("SCAN MATCH DeletePattern of prefix %q, id %q = %q, want the keys starting with %q: %q",
 					prefix, id, got, prefix+id+":", want)
 			}
 			for _, k := range got {
-				if protocol.IsBucketOf(prefix, id, k) {
+				if layout.IsBucketOf(id, k) {
 					own = append(own, k)
 				}
 			}
@@ -376,7 +377,8 @@ func FuzzDeletePattern(f *testing.F) {
 	f.Add(`p?[`, `a]\b`, `a]\b`, int64(0))
 	f.Add("*", "[^a]", "b", int64(-9223372036854775808))
 	f.Fuzz(func(t *testing.T, prefix, idX, idY string, bucket int64) {
-		pattern := protocol.DeletePattern(prefix, idX)
+		layout := protocol.Layout{Prefix: prefix}
+		pattern := layout.DeletePattern(idX)
 		key := protocol.Key(prefix, protocol.BucketKey{bucket, idY})
 		for _, signed := range []bool{true, false} {
 			// Also idY taken as any key at all.
@@ -385,7 +387,7 @@ func FuzzDeletePattern(f *testing.F) {
 					t.Fatalf("SCAN MATCH %q on key %q: matched %v, want %v (signed char %v)", pattern, k, got, want, signed)
 				}
 			}
-			deleted := keysMatch(pattern, key, signed) && protocol.IsBucketOf(prefix, idX, key)
+			deleted := keysMatch(pattern, key, signed) && layout.IsBucketOf(idX, key)
 			if deleted != (idX == idY) {
 				t.Fatalf("delete_buckets(prefix %q, id %q) deletes the bucket %d of id %q (key %q): %v, want %v",
 					prefix, idX, bucket, idY, key, deleted, idX == idY)

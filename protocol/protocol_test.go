@@ -44,7 +44,7 @@ func TestDeletePattern(t *testing.T) {
 		{`p?[`, `a]\b`, `p\?\[a\]\\b:*`},
 	}
 	for _, tt := range tests {
-		if got := DeletePattern(tt.prefix, tt.id); got != tt.want {
+		if got := deletePattern(tt.prefix, tt.id); got != tt.want {
 			t.Errorf("DeletePattern(%q, %q) = %q, want %q", tt.prefix, tt.id, got, tt.want)
 		}
 	}
@@ -72,7 +72,7 @@ func TestIsBucketOf(t *testing.T) {
 		{"x*", p + "xy:1", false},
 	}
 	for _, tt := range tests {
-		if got := IsBucketOf(p, tt.id, tt.key); got != tt.want {
+		if got := isBucketOf(p, tt.id, tt.key); got != tt.want {
 			t.Errorf("IsBucketOf(%q, %q, %q) = %v, want %v", p, tt.id, tt.key, got, tt.want)
 		}
 	}
@@ -86,10 +86,10 @@ func FuzzIsBucketOf(f *testing.F) {
 	f.Add("x*", "xy", int64(-1), "p")
 	f.Fuzz(func(t *testing.T, id, other string, bucket int64, prefix string) {
 		key := Key(prefix, BucketKey{bucket, other})
-		if !IsBucketOf(prefix, other, key) {
+		if !isBucketOf(prefix, other, key) {
 			t.Fatalf("IsBucketOf(%q, %q, %q) = false for its own key", prefix, other, key)
 		}
-		if id != other && IsBucketOf(prefix, id, key) {
+		if id != other && isBucketOf(prefix, id, key) {
 			t.Fatalf("IsBucketOf(%q, %q, %q) = true for the key of id %q", prefix, id, key, other)
 		}
 	})
