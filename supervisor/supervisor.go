@@ -2,12 +2,16 @@
 //
 // # Trees
 //
-// [New] builds the private supervisor that hammerredis.Start runs a backend
-// under: its events (restarts, backoff, panics) are logged through slog, and
-// its thrash backoff is short so that a backend comes back soon after Redis
-// does. [Run] serves such a tree in the background; [Running.Stop] stops it
-// and waits. hammerredis.StartLink instead adds the backend to the caller's
-// own tree, whose Spec then governs restarts.
+// [New] builds a supervisor whose events (restarts, backoff, panics) are
+// logged through slog. Every backend has one such tree of its own, the parent
+// of its servers, built by hammerredis.New with FailureThreshold +Inf: suture
+// never adds its thrash pause there, because the servers back off between
+// dials by themselves and a pause on top would hold a recovery past their
+// MaxBackoff. [Run] serves a tree in the background, as hammerredis.Start
+// does; [Running.Stop] stops it and waits. hammerredis.StartLink instead adds
+// the backend, and with it its tree, as a child of the caller's own tree:
+// the backend's tree still restarts its servers, and the caller's Spec
+// governs only the backend as a whole.
 //
 // # Services
 //
