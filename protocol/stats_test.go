@@ -63,42 +63,32 @@ func TestCountsTotal(t *testing.T) {
 	}
 }
 
+// statsOf returns a snapshot whose every counter is n times a different
+// factor, so that a sum of two snapshots is the snapshot of the summed n,
+// and a field added into another would show.
+func statsOf(n uint64, connected bool) Stats {
+	i := int(n)
+	return Stats{
+		Connected: connected,
+		Calls:     OpCounts{CountHit: n, GetBucket: 2 * n, DeleteBuckets: 3 * n},
+		Errors: ErrorCounts{Closed: 4 * n, Disconnected: 5 * n, Timeout: 6 * n, Canceled: 7 * n,
+			Stopped: 8 * n, Invalid: 9 * n, Redis: 10 * n, BadReply: 11 * n, Other: 12 * n},
+		Connects: 13 * n, Restarts: 14 * n, DialFailures: 15 * n,
+		QueueDepth: 16 * i, QueueCapacity: 17 * i, InAir: 18 * i,
+		Latency: hist(time.Duration(n)*time.Microsecond, n, 2*n),
+	}
+}
+
 func TestStatsAdd(t *testing.T) {
-	a := Stats{
-		Connected: true,
-		Calls:     OpCounts{CountHit: 1, GetBucket: 2, DeleteBuckets: 3},
-		Errors: ErrorCounts{Closed: 1, Disconnected: 1, Timeout: 1, Canceled: 1, Stopped: 1,
-			Invalid: 1, Redis: 1, BadReply: 1, Other: 1},
-		Connects: 1, Restarts: 2, DialFailures: 3,
-		QueueDepth: 4, QueueCapacity: 1024, InAir: 5,
-		Latency: hist(10*time.Microsecond, 1, 3),
-	}
-	b := Stats{
-		Connected: false,
-		Calls:     OpCounts{CountHit: 10, GetBucket: 20, DeleteBuckets: 30},
-		Errors: ErrorCounts{Closed: 2, Disconnected: 3, Timeout: 4, Canceled: 5, Stopped: 6,
-			Invalid: 7, Redis: 8, BadReply: 9, Other: 10},
-		Connects: 10, Restarts: 20, DialFailures: 30,
-		QueueDepth: 40, QueueCapacity: 1024, InAir: 50,
-		Latency: hist(5*time.Microsecond, 2, 2),
-	}
-	want := Stats{
-		Connected: false,
-		Calls:     OpCounts{CountHit: 11, GetBucket: 22, DeleteBuckets: 33},
-		Errors: ErrorCounts{Closed: 3, Disconnected: 4, Timeout: 5, Canceled: 6, Stopped: 7,
-			Invalid: 8, Redis: 9, BadReply: 10, Other: 11},
-		Connects: 11, Restarts: 22, DialFailures: 33,
-		QueueDepth: 44, QueueCapacity: 2048, InAir: 55,
-		Latency: hist(15*time.Microsecond, 3, 5),
-	}
-	if got := a.Add(b); !reflect.DeepEqual(got, want) {
+	a, b := statsOf(1, true), statsOf(10, false)
+	if got, want := a.Add(b), statsOf(11, false); !reflect.DeepEqual(got, want) {
 		t.Errorf("Add = %+v, want %+v", got, want)
 	}
 	if got := a.Add(a); !got.Connected {
 		t.Errorf("Add of two connected snapshots: Connected = false, want true")
 	}
 	// Add copies the buckets: the operands are left as they were.
-	if a.Latency.Buckets[1].Count != 3 {
+	if a.Latency.Buckets[1].Count != 2 {
 		t.Errorf("Add changed its receiver's buckets: %+v", a.Latency.Buckets)
 	}
 }
