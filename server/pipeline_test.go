@@ -496,7 +496,7 @@ func TestCoalescingCanBeDisabled(t *testing.T) {
 }
 
 func TestPlanDoesNotOverflowASum(t *testing.T) {
-	s := &Server{}
+	cn := &conn{}
 	k := protocol.BucketKey{ID: "k"}
 	calls := []*call{{}, {}, {}}
 	for i, inc := range []int64{math.MaxInt64, 1, 1} {
@@ -504,7 +504,7 @@ func TestPlanDoesNotOverflowASum(t *testing.T) {
 		calls[i].req = &calls[i].hit
 	}
 	f := &flight{calls: calls}
-	s.plan(f, true)
+	cn.plan(f, true)
 	assert.Equal(t, []int32{0, 1, 1}, f.lead, "the second hit starts a new group rather than overflow the sum")
 	assert.Equal(t, []int64{math.MaxInt64, 2}, f.sum[:2])
 }
