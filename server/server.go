@@ -3,125 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"github.com/hammer-go/hammerredis/protocol"
 )
-
-// Defaults for the zero values of Config.
-const (
-	DefaultCallTimeout          = 5 * time.Second
-	DefaultDeleteBucketsTimeout = 5 * time.Second
-	DefaultHealthCheckInterval  = time.Second
-	DefaultMinBackoff           = 50 * time.Millisecond
-	DefaultMaxBackoff           = 800 * time.Millisecond
-	DefaultQueueSize            = 1024
-	DefaultMaxPipeline          = 256
-)
-
-// Config configures a Server. Zero values mean the documented defaults.
-type Config struct {
-	// Dial opens a new connection to Redis. Required.
-	Dial func(ctx context.Context) (redis.Conn, error)
-	// Name identifies the server in logs and String, e.g. "127.0.0.1:6379".
-	// It must not hold a password.
-	Name string
-	// ExpiryMs is the bucket expiry in ms; the TTL is ExpirySeconds of it.
-	// Required, > 0.
-	ExpiryMs int64
-	// KeyPrefix is prepended to every key; "" means protocol.DefaultKeyPrefix.
-	KeyPrefix string
-	// CallTimeout bounds a call when the caller's context has no earlier
-	// deadline; default DefaultCallTimeout.
-	CallTimeout time.Duration
-	// DeleteBucketsTimeout replaces CallTimeout for DeleteBuckets; default
-	// DefaultDeleteBucketsTimeout.
-	DeleteBucketsTimeout time.Duration
-	// HealthCheckInterval is how often an idle connection is PINGed so that
-	// a dead one is replaced before a caller needs it; default
-	// DefaultHealthCheckInterval, negative disables.
-	HealthCheckInterval time.Duration
-	// MinBackoff and MaxBackoff bound the wait between failed dials; it
-	// doubles from MinBackoff up to MaxBackoff, with jitter. Defaults
-	// DefaultMinBackoff and DefaultMaxBackoff.
-	MinBackoff, MaxBackoff time.Duration
-	// Cluster says the server talks to a Redis Cluster node: a DEL names
-	// keys of one slot only.
-	Cluster bool
-	// HashTag selects the key layout "<prefix>{<id>}:<bucket>" (see
-	// protocol.Layout), not the Elixir library's.
-	HashTag bool
-	// QueueSize bounds the requests waiting for the server; default
-	// DefaultQueueSize.
-	QueueSize int
-	// MaxPipeline bounds how many queued calls are written before their
-	// replies are read; default DefaultMaxPipeline, 1 turns pipelining off.
-	MaxPipeline int
-	// DisableCoalescing sends every hit on its own, even when several hits
-	// on one bucket are queued together (see coalesce.go).
-	DisableCoalescing bool
-	// Logger receives connection events; default slog.Default().
-	Logger *slog.Logger
-}
-
-func (c *Config) setDefaults() error {
-	if c.Dial == nil {
-		return fmt.Errorf("%w: server.Config.Dial is nil", protocol.ErrInvalid)
-	}
-	if c.ExpiryMs <= 0 {
-		return fmt.Errorf("%w: ExpiryMs must be > 0, got %d", protocol.ErrInvalid, c.ExpiryMs)
-	}
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"CallTimeout", &c.CallTimeout, DefaultCallTimeout},
-		{"DeleteBucketsTimeout", &c.DeleteBucketsTimeout, DefaultDeleteBucketsTimeout},
-		{"MinBackoff", &c.MinBackoff, DefaultMinBackoff},
-		{"MaxBackoff", &c.MaxBackoff, DefaultMaxBackoff},
-	} {
-		if *d.v < 0 {
-			return fmt.Errorf("%w: %s must not be negative, got %v", protocol.ErrInvalid, d.name, *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
-		}
-	}
-	if c.MaxBackoff < c.MinBackoff {
-		return fmt.Errorf("%w: MaxBackoff %v is less than MinBackoff %v", protocol.ErrInvalid, c.MaxBackoff, c.MinBackoff)
-	}
-	if c.HealthCheckInterval == 0 {
-		c.HealthCheckInterval = DefaultHealthCheckInterval
-	}
-	if c.QueueSize < 0 {
-		return fmt.Errorf("%w: QueueSize must not be negative, got %d", protocol.ErrInvalid, c.QueueSize)
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = DefaultQueueSize
-	}
-	if c.MaxPipeline < 0 {
-		return fmt.Errorf("%w: MaxPipeline must not be negative, got %d", protocol.ErrInvalid, c.MaxPipeline)
-	}
-	if c.MaxPipeline == 0 {
-		c.MaxPipeline = DefaultMaxPipeline
-	}
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = protocol.DefaultKeyPrefix
-	}
-	if c.HashTag && strings.Contains(c.KeyPrefix, "{") {
-		return fmt.Errorf("%w: KeyPrefix %q holds a '{', which the hash-tag layout cannot have", protocol.ErrInvalid, c.KeyPrefix)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return nil
-}
 
 // Server is the handle of one connection-owning goroutine. Create it with
 // New, run it with Serve (usually under a supervisor), call it with Do.
@@ -171,10 +57,10 @@ type incarnation struct {
 	down chan struct{}
 }
 
-// New validates cfg, applies its defaults and returns a server that is not
-// yet running.
+// New checks cfg (see Config) and returns a server that is not yet running.
+// An invalid cfg gives an error matching protocol.ErrInvalid.
 func New(cfg Config) (*Server, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
