@@ -30,7 +30,7 @@ func (cn *conn) airborne() bool { return len(cn.flights) > 0 }
 
 // launch writes calls as one flight and flushes them. On a write error it
 // answers them (written: outcome unknown; not written: ErrClosed) and
-// leaves the broken connection to the loop.
+// leaves the broken connection to serve.
 func (cn *conn) launch(calls []*call, evalSource, coalesce bool) {
 	if len(calls) == 0 {
 		return

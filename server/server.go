@@ -10,7 +10,10 @@ import (
 )
 
 // Server is the handle of one connection-owning goroutine. Create it with
-// New, run it with Serve (usually under a supervisor), call it with Do.
+// New, run it with Serve (usually under a supervisor), call it with Do. Its
+// methods are for the callers' goroutines, except Serve and what Serve calls
+// (serve.go), which run on the server goroutine; the state of a connection
+// is not here but in conn.
 type Server struct {
 	cfg      Config
 	ttl      int64 // bucket TTL in seconds
@@ -36,7 +39,7 @@ type Server struct {
 	stats stats
 
 	// Redial asks the serving connection to go: redialGen counts the
-	// requests, redialWake wakes an idle loop.
+	// requests, redialWake wakes an idle conn.serve.
 	redialGen    atomic.Uint64
 	redialWake   chan struct{}
 	redialReason atomic.Pointer[string]
