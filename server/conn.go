@@ -39,6 +39,7 @@ type conn struct {
 	evalCoalesced bool
 }
 
+// newConn wraps rc, just dialed and prepared, for serving s.
 func newConn(s *Server, rc redis.Conn, gen uint64, evalCoalesced bool) *conn {
 	return &conn{srv: s, rc: rc, gen: gen, ttlArg: s.ttl, evalCoalesced: evalCoalesced}
 }
