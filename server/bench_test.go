@@ -3,11 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"testing"
-
-	"github.com/gomodule/redigo/redis"
 
 	"github.com/hammer-go/hammerredis/protocol"
 )
@@ -29,8 +26,7 @@ func (c *nullConn) Close() error                   { return nil }
 func BenchmarkOverhead(b *testing.B) {
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprint("callers=", callers), func(b *testing.B) {
-			s, err := New(Config{ExpiryMs: 60000, Logger: slog.New(slog.DiscardHandler), HealthCheckInterval: -1,
-				Dial: func(context.Context) (redis.Conn, error) { return &nullConn{}, nil }})
+			s, err := New(testConfig(dialConn(&nullConn{})))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,7 +23,7 @@ import (
 // i's group (i itself when alone), f.next[i] the next call of the group, -1
 // at its end, and f.sum[i] the group's summed increment when i leads it.
 // Without coalesce every call is its own group.
-func (s *Server) plan(f *flight, coalesce bool) {
+func (cn *conn) plan(f *flight, coalesce bool) {
 	calls := f.calls
 	n := len(calls)
 	f.lead, f.next, f.sum = resize(f.lead, n), resize(f.next, n), resize(f.sum, n)
@@ -33,13 +33,13 @@ func (s *Server) plan(f *flight, coalesce bool) {
 	if !coalesce || n < 2 {
 		return
 	}
-	if s.last == nil {
-		s.last = make(map[protocol.BucketKey]int32)
+	if cn.last == nil {
+		cn.last = make(map[protocol.BucketKey]int32)
 	}
-	clear(s.last)
+	clear(cn.last)
 	for _, c := range calls {
 		if g, ok := c.req.(*protocol.GetBucket); ok {
-			s.last[g.Key] = -1 // read here: not coalesced
+			cn.last[g.Key] = -1 // read here: not coalesced
 		}
 	}
 	for i, c := range calls {
@@ -47,7 +47,7 @@ func (s *Server) plan(f *flight, coalesce bool) {
 		if !ok || c.asking {
 			continue // an ASKING call goes alone
 		}
-		j, seen := s.last[h.Key]
+		j, seen := cn.last[h.Key]
 		switch {
 		case seen && j < 0:
 			continue
@@ -58,7 +58,7 @@ func (s *Server) plan(f *flight, coalesce bool) {
 		default: // a new group; see sameSign and addOverflows
 			f.sum[i] = h.Increment
 		}
-		s.last[h.Key] = int32(i)
+		cn.last[h.Key] = int32(i)
 	}
 }
 
@@ -101,9 +101,9 @@ func resize[T any](s []T, n int) []T {
 
 // sendGroup writes the group of f that starts at call k: the call itself
 // when alone, else one coalesced count_hit.
-func (s *Server) sendGroup(conn redis.Conn, f *flight, k int) error {
+func (cn *conn) sendGroup(f *flight, k int) error {
 	if f.next[k] < 0 {
-		return s.send(conn, f.calls[k], f.evalSource)
+		return cn.send(f.calls[k], f.evalSource)
 	}
 	first := f.calls[k].req.(*protocol.CountHit)
 	lastNow := first.Now
@@ -111,17 +111,17 @@ func (s *Server) sendGroup(conn redis.Conn, f *flight, k int) error {
 		lastNow = f.calls[i].req.(*protocol.CountHit).Now
 	}
 	cmd, script := "EVALSHA", coalescedSHA
-	if s.evalCoalesced {
+	if cn.evalCoalesced {
 		cmd, script = "EVAL", coalescedSource
-		s.evalCoalesced = false // cached again by this EVAL
+		cn.evalCoalesced = false // cached again by this EVAL
 	}
-	s.args = append(s.args[:0], script, 1, s.key(first.Key), s.nowArg(first.Now), lastNow, f.sum[k], s.ttlArg)
-	return conn.Send(cmd, s.args...)
+	cn.args = append(cn.args[:0], script, 1, cn.key(first.Key), cn.nowArg(first.Now), lastNow, f.sum[k], cn.ttlArg)
+	return cn.rc.Send(cmd, cn.args...)
 }
 
 // answerGroup answers every call of the group of f that starts at call k
 // from the coalesced reply, the count after all of them, or with its error.
-func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any, err error) {
+func (cn *conn) answerGroup(f *flight, k int, reply any, err error) {
 	total := int64(0)
 	if err == nil {
 		total, err = decodeCount(reply)
@@ -130,7 +130,7 @@ func (s *Server) answerGroup(conn redis.Conn, f *flight, k int, reply any, err e
 	for i := int32(k); i >= 0; i = f.next[i] {
 		c := f.calls[i]
 		if err != nil {
-			c.fail(s.callErr(conn, c.req, err))
+			c.fail(callErr(cn.rc, c.req, err))
 			continue
 		}
 		after -= c.req.(*protocol.CountHit).Increment

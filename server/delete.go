@@ -56,19 +56,19 @@ func (s *Server) DeleteBuckets(ctx context.Context, id string) (n int64, err err
 	case <-dctx.Done():
 		return 0, s.deleteErr(dctx, req, 0, dctx.Err())
 	}
-	conn, err := s.cfg.Dial(dctx)
+	rc, err := s.cfg.Dial(dctx)
 	if err != nil {
 		if dctx.Err() == nil {
 			err = fmt.Errorf("%w (%s): cannot open its connection: %w", protocol.ErrClosed, req.Op(), err)
 		}
 		return 0, s.deleteErr(dctx, req, 0, err)
 	}
-	defer conn.Close()
+	defer rc.Close()
 	// Closing the connection is what interrupts a round trip in progress.
-	defer context.AfterFunc(dctx, func() { conn.Close() })()
-	n, err = s.deleteBuckets(conn, req.ID)
+	defer context.AfterFunc(dctx, func() { rc.Close() })()
+	n, err = s.deleteBuckets(rc, req.ID)
 	if err != nil {
-		err = s.deleteErr(dctx, req, n, s.callErr(conn, req, err))
+		err = s.deleteErr(dctx, req, n, callErr(rc, req, err))
 	}
 	return n, err
 }
@@ -93,12 +93,12 @@ func (s *Server) deleteErr(ctx context.Context, req protocol.Request, n int64, e
 }
 
 // deleteBuckets scans for the id's keys and deletes them batch by batch.
-func (s *Server) deleteBuckets(conn redis.Conn, id string) (int64, error) {
+func (s *Server) deleteBuckets(rc redis.Conn, id string) (int64, error) {
 	pattern := s.layout().DeletePattern(id)
 	var deleted int64
 	cursor := "0"
 	for {
-		reply, err := conn.Do("SCAN", cursor, "MATCH", pattern, "COUNT", scanCount)
+		reply, err := rc.Do("SCAN", cursor, "MATCH", pattern, "COUNT", scanCount)
 		if err != nil {
 			return deleted, err
 		}
@@ -113,7 +113,7 @@ func (s *Server) deleteBuckets(conn redis.Conn, id string) (int64, error) {
 				args = append(args, k)
 			}
 		}
-		n, err := s.del(conn, args)
+		n, err := s.del(rc, args)
 		deleted += n
 		if err != nil {
 			return deleted, err
@@ -127,35 +127,35 @@ func (s *Server) deleteBuckets(conn redis.Conn, id string) (int64, error) {
 
 // del deletes keys: one DEL, or on a cluster node, where one DEL may only
 // name keys of one slot, a DEL per key, pipelined.
-func (s *Server) del(conn redis.Conn, keys []any) (int64, error) {
+func (s *Server) del(rc redis.Conn, keys []any) (int64, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
 	if !s.cfg.Cluster {
-		reply, err := conn.Do("DEL", keys...)
+		reply, err := rc.Do("DEL", keys...)
 		if err != nil {
 			return 0, err
 		}
 		return decodeInt("DEL", reply)
 	}
 	for _, k := range keys {
-		if err := conn.Send("DEL", k); err != nil {
+		if err := rc.Send("DEL", k); err != nil {
 			return 0, err
 		}
 	}
-	if err := conn.Flush(); err != nil {
+	if err := rc.Flush(); err != nil {
 		return 0, err
 	}
 	var deleted int64
 	var first error
 	for range keys {
-		reply, err := conn.Receive()
+		reply, err := rc.Receive()
 		if err == nil {
 			var n int64
 			n, err = decodeInt("DEL", reply)
 			deleted += n
 		}
-		if err != nil && conn.Err() != nil {
+		if err != nil && rc.Err() != nil {
 			return deleted, err
 		}
 		if first == nil {

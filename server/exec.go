@@ -10,6 +10,9 @@ import (
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
+// Commands and replies: what a connection writes for a call, and how a reply
+// or an error answers it. The conn methods run on the server goroutine.
+
 func isNoScript(err error) bool {
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.HasPrefix(string(rerr), "NOSCRIPT")
@@ -18,10 +21,10 @@ func isNoScript(err error) bool {
 // send writes one call's command to the connection's buffer. The argument
 // slice and the key buffer are reused from call to call: redigo encodes the
 // arguments before Send returns.
-func (s *Server) send(conn redis.Conn, c *call, evalSource bool) error {
+func (cn *conn) send(c *call, evalSource bool) error {
 	if c.asking {
 		// Its reply is read, and dropped, just before the call's (receive).
-		if err := conn.Send("ASKING"); err != nil {
+		if err := cn.rc.Send("ASKING"); err != nil {
 			return err
 		}
 	}
@@ -31,49 +34,49 @@ func (s *Server) send(conn redis.Conn, c *call, evalSource bool) error {
 		if evalSource {
 			cmd, script = "EVAL", countHitSource
 		}
-		s.args = append(s.args[:0], script, 1, s.key(r.Key), s.nowArg(r.Now), r.Increment, s.ttlArg)
-		return conn.Send(cmd, s.args...)
+		cn.args = append(cn.args[:0], script, 1, cn.key(r.Key), cn.nowArg(r.Now), r.Increment, cn.ttlArg)
+		return cn.rc.Send(cmd, cn.args...)
 	case *protocol.GetBucket:
-		s.args = append(s.args[:0], s.key(r.Key), protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
-		return conn.Send("HMGET", s.args...)
+		cn.args = append(cn.args[:0], cn.key(r.Key), protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
+		return cn.rc.Send("HMGET", cn.args...)
 	default:
 		return fmt.Errorf("%w: %T cannot be pipelined", protocol.ErrInvalid, r)
 	}
 }
 
 // key writes the Redis key of k into the reused key buffer.
-func (s *Server) key(k protocol.BucketKey) []byte {
-	s.keyBuf = s.layout().AppendKey(s.keyBuf[:0], k)
-	return s.keyBuf
+func (cn *conn) key(k protocol.BucketKey) []byte {
+	cn.keyBuf = cn.srv.layout().AppendKey(cn.keyBuf[:0], k)
+	return cn.keyBuf
 }
 
 // nowArg boxes now, reusing the box while now stays the same: calls that
 // arrive together mostly share their millisecond.
-func (s *Server) nowArg(now int64) any {
-	if s.lastNowArg == nil || now != s.lastNow {
-		s.lastNow, s.lastNowArg = now, now
+func (cn *conn) nowArg(now int64) any {
+	if cn.lastNowArg == nil || now != cn.lastNow {
+		cn.lastNow, cn.lastNowArg = now, now
 	}
-	return s.lastNowArg
+	return cn.lastNowArg
 }
 
 // finish answers a call from its reply.
-func (s *Server) finish(conn redis.Conn, c *call, reply any, err error) {
+func (cn *conn) finish(c *call, reply any, err error) {
 	if err != nil {
-		c.fail(s.callErr(conn, c.req, err))
+		c.fail(callErr(cn.rc, c.req, err))
 		return
 	}
 	switch r := c.req.(type) {
 	case *protocol.CountHit:
 		n, err := decodeCount(reply)
 		if err != nil {
-			c.fail(s.callErr(conn, c.req, err))
+			c.fail(callErr(cn.rc, c.req, err))
 			return
 		}
 		c.answer(n, nil, nil)
 	case *protocol.GetBucket:
 		b, err := decodeBucket(r.Key, reply)
 		if err != nil {
-			c.fail(s.callErr(conn, c.req, err))
+			c.fail(callErr(cn.rc, c.req, err))
 			return
 		}
 		c.answer(0, b, nil)
@@ -82,9 +85,9 @@ func (s *Server) finish(conn redis.Conn, c *call, reply any, err error) {
 
 // failSent answers calls that were written, in whole or in part, to a
 // connection that then broke: their outcome is unknown.
-func (s *Server) failSent(conn redis.Conn, calls []*call, err error) {
+func (cn *conn) failSent(calls []*call, err error) {
 	for _, c := range calls {
-		c.fail(s.callErr(conn, c.req, err))
+		c.fail(callErr(cn.rc, c.req, err))
 	}
 }
 
@@ -99,19 +102,19 @@ func failUnsent(calls []*call) {
 // callErr classifies the error of a taken call. A Redis error reply leaves
 // the connection usable; any other failure of a connection means the
 // request's outcome is unknown.
-func (s *Server) callErr(conn redis.Conn, req protocol.Request, err error) error {
+func callErr(rc redis.Conn, req protocol.Request, err error) error {
 	op := req.Op()
 	var rerr redis.Error
 	switch {
-	case conn.Err() != nil && isTimeout(err):
+	case rc.Err() != nil && isTimeout(err):
 		return fmt.Errorf("%w (%s): no reply from redis, the outcome is unknown: %w", protocol.ErrTimeout, op, err)
-	case conn.Err() != nil:
+	case rc.Err() != nil:
 		return fmt.Errorf("%w (%s): the outcome is unknown: %w", protocol.ErrDisconnected, op, err)
 	case isReadOnly(err):
 		// A replica now (a failover demoted this server): the call did not
 		// run. Closing the connection makes Serve redial, through the
 		// sentinels when they are configured.
-		conn.Close()
+		rc.Close()
 		return fmt.Errorf("%w (%s): %w", protocol.ErrClosed, op, err)
 	case errors.As(err, &rerr):
 		return fmt.Errorf("%w (%s): %w", protocol.ErrRedis, op, err)

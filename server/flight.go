@@ -1,9 +1,5 @@
 package server
 
-import (
-	"github.com/gomodule/redigo/redis"
-)
-
 // Pipelining. The server goroutine keeps writing while replies come back:
 // calls queued while earlier ones are in the air go out as the next flight,
 // written in one go, as soon as there are at least half as many of them as
@@ -30,71 +26,58 @@ type flight struct {
 }
 
 // airborne reports whether calls wait for replies.
-func (s *Server) airborne() bool { return len(s.flights) > 0 }
-
-// drain takes the calls already queued, without waiting, until the flights
-// in the air and the batch hold MaxPipeline calls.
-func (s *Server) drain() {
-	for s.inAir+len(s.batch) < s.cfg.MaxPipeline {
-		select {
-		case c := <-s.requests:
-			s.take(c)
-		default:
-			return
-		}
-	}
-}
+func (cn *conn) airborne() bool { return len(cn.flights) > 0 }
 
 // launch writes calls as one flight and flushes them. On a write error it
 // answers them (written: outcome unknown; not written: ErrClosed) and
-// leaves the broken connection to the loop.
-func (s *Server) launch(conn redis.Conn, calls []*call, evalSource, coalesce bool) {
+// leaves the broken connection to serve.
+func (cn *conn) launch(calls []*call, evalSource, coalesce bool) {
 	if len(calls) == 0 {
 		return
 	}
-	f := s.newFlight()
+	f := cn.newFlight()
 	f.calls = append(f.calls, calls...)
 	f.evalSource = evalSource
-	s.plan(f, coalesce && !evalSource && !s.cfg.DisableCoalescing)
+	cn.plan(f, coalesce && !evalSource && !cn.srv.cfg.DisableCoalescing)
 	for k := range f.calls {
 		if f.lead[k] != int32(k) {
 			continue // sent with its group's first call
 		}
-		if err := s.sendGroup(conn, f, k); err != nil {
+		if err := cn.sendGroup(f, k); err != nil {
 			// Groups up to this one may have left the buffer, this one in
 			// part; the rest were never written.
 			for i, c := range f.calls {
 				if f.lead[i] <= int32(k) {
-					c.fail(s.callErr(conn, c.req, err))
+					c.fail(callErr(cn.rc, c.req, err))
 				} else {
 					failUnsent(f.calls[i : i+1])
 				}
 			}
-			s.freeFlight(f)
+			cn.freeFlight(f)
 			return
 		}
 	}
-	if err := conn.Flush(); err != nil {
-		s.failSent(conn, f.calls, err)
-		s.freeFlight(f)
+	if err := cn.rc.Flush(); err != nil {
+		cn.failSent(f.calls, err)
+		cn.freeFlight(f)
 		return
 	}
-	s.flights = append(s.flights, f)
-	s.setInAir(s.inAir + len(f.calls))
+	cn.flights = append(cn.flights, f)
+	cn.setInAir(cn.inAir + len(f.calls))
 }
 
 // setInAir sets the count of calls in the air, which MaxPipeline bounds,
 // and publishes it for Stats.
-func (s *Server) setInAir(n int) {
-	s.inAir = n
-	s.stats.inAir.Store(int64(n))
+func (cn *conn) setInAir(n int) {
+	cn.inAir = n
+	cn.srv.stats.inAir.Store(int64(n))
 }
 
 // receive reads replies of the oldest flight and answers their calls. It
 // returns when the flight has landed, or early when enough calls have queued
 // up to make the next flight worth writing, or when the connection broke.
-func (s *Server) receive(conn redis.Conn) {
-	f := s.flights[0]
+func (cn *conn) receive() {
+	f := cn.flights[0]
 	for f.due < len(f.calls) {
 		k := f.due
 		if f.lead[k] != int32(k) {
@@ -104,35 +87,35 @@ func (s *Server) receive(conn redis.Conn) {
 		if f.calls[k].asking {
 			// ASKING's own +OK; an error reply to it leaves the call's
 			// reply to tell (a MOVED or ASK again).
-			if _, err := conn.Receive(); err != nil && conn.Err() != nil {
-				s.failAirborne(conn, err)
+			if _, err := cn.rc.Receive(); err != nil && cn.rc.Err() != nil {
+				cn.failAirborne(err)
 				return
 			}
 		}
-		reply, err := conn.Receive()
-		if err != nil && conn.Err() != nil {
-			s.failAirborne(conn, err)
+		reply, err := cn.rc.Receive()
+		if err != nil && cn.rc.Err() != nil {
+			cn.failAirborne(err)
 			return
 		}
 		// The group leaves the air, before its callers hear of it: answered,
 		// or kept for a re-send that counts it again when it is written.
-		s.setInAir(s.inAir - f.groupSize(k))
-		s.land(conn, f, k, reply, err)
+		cn.setInAir(cn.inAir - f.groupSize(k))
+		cn.land(f, k, reply, err)
 		f.due++
 		if f.due < len(f.calls) {
-			if n := min(len(s.requests), s.cfg.MaxPipeline-s.inAir); n > 0 && n >= (s.inAir+1)/2 {
+			if n := min(len(cn.srv.requests), cn.srv.cfg.MaxPipeline-cn.inAir); n > 0 && n >= (cn.inAir+1)/2 {
 				return // write the next flight while this one's replies come in
 			}
 		}
 	}
 	// Landed.
-	copy(s.flights, s.flights[1:])
-	s.flights[len(s.flights)-1] = nil
-	s.flights = s.flights[:len(s.flights)-1]
+	copy(cn.flights, cn.flights[1:])
+	cn.flights[len(cn.flights)-1] = nil
+	cn.flights = cn.flights[:len(cn.flights)-1]
 	noScript, singly := f.noScript, f.singly
-	s.freeFlight(f)
-	s.launch(conn, noScript, true, false)
-	s.launch(conn, singly, false, false)
+	cn.freeFlight(f)
+	cn.launch(noScript, true, false)
+	cn.launch(singly, false, false)
 }
 
 // groupSize returns how many calls the group led by call k holds.
@@ -146,7 +129,7 @@ func (f *flight) groupSize(k int) int {
 
 // land answers the group of f led by call k from its reply, or keeps its
 // calls to be sent again when the reply says that nothing ran.
-func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) {
+func (cn *conn) land(f *flight, k int, reply any, err error) {
 	c := f.calls[k]
 	if f.next[k] < 0 {
 		if !f.evalSource && isNoScript(err) {
@@ -154,7 +137,7 @@ func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) {
 			// server that never saw the script. Sending it again is safe.
 			f.noScript = append(f.noScript, c)
 		} else {
-			s.finish(conn, c, reply, err)
+			cn.finish(c, reply, err)
 		}
 		return
 	}
@@ -163,11 +146,11 @@ func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) {
 	case notRun && isReadOnly(why):
 		// A replica now: nothing ran, and nothing will on this connection.
 		for i := int32(k); i >= 0; i = f.next[i] {
-			f.calls[i].fail(s.callErr(conn, f.calls[i].req, why))
+			f.calls[i].fail(callErr(cn.rc, f.calls[i].req, why))
 		}
 	case notRun:
 		if isNoScript(why) {
-			s.evalCoalesced = true
+			cn.evalCoalesced = true
 		}
 		// The coalesced script wrote nothing (NOSCRIPT, or it refused
 		// before its first write: a key of another type, a sum that
@@ -180,20 +163,20 @@ func (s *Server) land(conn redis.Conn, f *flight, k int, reply any, err error) {
 		// Answered, or failed after its first write: the sum may be
 		// counted, so the hits are never sent again (answerGroup fails
 		// them all with the error).
-		s.answerGroup(conn, f, k, reply, err)
+		cn.answerGroup(f, k, reply, err)
 	}
 }
 
 // failAirborne answers every call in the air after the connection broke:
 // they were written, so their outcome is unknown.
-func (s *Server) failAirborne(conn redis.Conn, err error) {
-	s.setInAir(0)
-	for _, f := range s.flights {
-		f.eachUnanswered(func(c *call) { c.fail(s.callErr(conn, c.req, err)) })
-		s.freeFlight(f)
+func (cn *conn) failAirborne(err error) {
+	cn.setInAir(0)
+	for _, f := range cn.flights {
+		f.eachUnanswered(func(c *call) { c.fail(callErr(cn.rc, c.req, err)) })
+		cn.freeFlight(f)
 	}
-	clear(s.flights)
-	s.flights = s.flights[:0]
+	clear(cn.flights)
+	cn.flights = cn.flights[:0]
 }
 
 // eachUnanswered calls fn for every call of f not answered yet.
@@ -211,20 +194,10 @@ func (f *flight) eachUnanswered(fn func(*call)) {
 	}
 }
 
-// eachTaken calls f for every call the server has taken and not answered.
-func (s *Server) eachTaken(f func(*call)) {
-	for _, fl := range s.flights {
-		fl.eachUnanswered(f)
-	}
-	for _, c := range s.batch {
-		f(c)
-	}
-}
-
-func (s *Server) newFlight() *flight {
-	if n := len(s.spare); n > 0 {
-		f := s.spare[n-1]
-		s.spare = s.spare[:n-1]
+func (cn *conn) newFlight() *flight {
+	if n := len(cn.spare); n > 0 {
+		f := cn.spare[n-1]
+		cn.spare = cn.spare[:n-1]
 		return f
 	}
 	return &flight{}
@@ -232,8 +205,8 @@ func (s *Server) newFlight() *flight {
 
 // freeFlight clears f, dropping its references to calls, and keeps it for
 // reuse.
-func (s *Server) freeFlight(f *flight) {
+func (cn *conn) freeFlight(f *flight) {
 	clear(f.calls)
 	f.calls, f.due, f.evalSource, f.noScript, f.singly = f.calls[:0], 0, false, nil, nil
-	s.spare = append(s.spare, f)
+	cn.spare = append(cn.spare, f)
 }

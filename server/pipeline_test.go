@@ -63,7 +63,7 @@ func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []e
 func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
 	for _, tt := range []struct {
 		maxPipeline, maxFlushes, maxInAir int
-	}{{0, 2, 10}, {4, 8, 4}, {1, 11, 1}} {
+	}{{256, 2, 10}, {4, 8, 4}, {1, 11, 1}} {
 		t.Run(fmt.Sprint("MaxPipeline=", tt.maxPipeline), func(t *testing.T) {
 			g := newGate()
 			conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
@@ -72,7 +72,7 @@ func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
 				}
 				return okDo(cmd, args...)
 			}}
-			h := run(t, Config{MaxPipeline: tt.maxPipeline}, conn)
+			h := run(t, func(c *Config) { c.MaxPipeline = tt.maxPipeline }, conn)
 			h.connected(t)
 			reqs := make([]protocol.Request, 10)
 			for i := range reqs {
@@ -107,7 +107,7 @@ func TestBrokenConnectionMidBatch(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 5)
 	for i := range reqs {
@@ -144,7 +144,7 @@ func TestCallsNeverWrittenGetErrClosed(t *testing.T) {
 		return okDo(cmd, args...)
 	}}
 	conn := &sendFailConn{fakeConn: fc, n: 2} // first and q0 are written, q1 fails
-	h := run(t, Config{Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+	h := run(t, func(c *Config) { c.Dial = dialConn(conn) })
 	h.connected(t)
 	reqs := make([]protocol.Request, 4)
 	for i := range reqs {
@@ -173,7 +173,7 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 		}
 		return int64(7), nil
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	reqs := []protocol.Request{countHit("q0"), countHit("q1"), countHit("q2")}
 	for _, err := range queueBehind(t, h, g, reqs) {
@@ -208,7 +208,7 @@ func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 		}
 		return nil, fmt.Errorf("unexpected %s", cmd)
 	}}
-	h := run(t, Config{}, pipelined, own)
+	h := run(t, nil, pipelined, own)
 	h.connected(t)
 	first := make(chan error, 1)
 	go func() {
@@ -236,7 +236,7 @@ func TestAllCallersLeftNothingSent(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	first := make(chan error, 1)
 	go func() {
@@ -291,7 +291,7 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 		}
 		return count, nil
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	hot := func(inc int64) protocol.Request {
 		return protocol.CountHit{Key: protocol.BucketKey{Bucket: 1, ID: "hot"}, Now: 100 + inc, Increment: inc}
@@ -345,7 +345,7 @@ func TestCoalescingSkipsKeysReadInTheSameBatch(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	k := protocol.BucketKey{Bucket: 1, ID: "k"}
 	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.GetBucket{Key: k},
@@ -383,7 +383,7 @@ func coalescedGroup(t *testing.T, groupErr error, singleErr func(increment int64
 		}
 		return int64(9), nil
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	k := protocol.BucketKey{Bucket: 1, ID: "k"}
 	reqs := []protocol.Request{protocol.CountHit{Key: k, Increment: 1}, protocol.CountHit{Key: k, Increment: 2},
@@ -450,7 +450,7 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 		return int64(1), nil
 	}
 	const maxPipeline = 8
-	h := run(t, Config{MaxPipeline: maxPipeline}, conn)
+	h := run(t, func(c *Config) { c.MaxPipeline = maxPipeline }, conn)
 	h.connected(t)
 	k := protocol.BucketKey{Bucket: 1, ID: "k"}
 	for round := range 10 { // 30 re-sends, well past MaxPipeline
@@ -486,7 +486,7 @@ func TestCoalescingCanBeDisabled(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}}
-	h := run(t, Config{DisableCoalescing: true}, conn)
+	h := run(t, func(c *Config) { c.DisableCoalescing = true }, conn)
 	h.connected(t)
 	reqs := []protocol.Request{countHit("k"), countHit("k"), countHit("k")}
 	for _, err := range queueBehind(t, h, g, reqs) {
@@ -496,7 +496,7 @@ func TestCoalescingCanBeDisabled(t *testing.T) {
 }
 
 func TestPlanDoesNotOverflowASum(t *testing.T) {
-	s := &Server{}
+	cn := &conn{}
 	k := protocol.BucketKey{ID: "k"}
 	calls := []*call{{}, {}, {}}
 	for i, inc := range []int64{math.MaxInt64, 1, 1} {
@@ -504,7 +504,7 @@ func TestPlanDoesNotOverflowASum(t *testing.T) {
 		calls[i].req = &calls[i].hit
 	}
 	f := &flight{calls: calls}
-	s.plan(f, true)
+	cn.plan(f, true)
 	assert.Equal(t, []int32{0, 1, 1}, f.lead, "the second hit starts a new group rather than overflow the sum")
 	assert.Equal(t, []int64{math.MaxInt64, 2}, f.sum[:2])
 }
@@ -523,7 +523,7 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 10)
 	for i := range reqs {
@@ -589,7 +589,7 @@ func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
 		}
 		return int64(5), nil
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	hot := []protocol.Request{countHit("k"), countHit("k")}
 	for _, err := range queueBehind(t, h, gates[0], hot) { // NOSCRIPT: one by one
@@ -615,7 +615,7 @@ func TestReadOnlyReplicaMakesTheServerRedial(t *testing.T) {
 		return nil, redis.Error("READONLY You can't write against a read only replica.")
 	}}
 	fresh := &fakeConn{do: okDo}
-	h := run(t, Config{}, conn, fresh)
+	h := run(t, nil, conn, fresh)
 	h.connected(t)
 	_, err := h.s.Do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrClosed, "READONLY: not run, safe to retry")
@@ -630,7 +630,7 @@ func TestReadOnlyReplicaMakesTheServerRedial(t *testing.T) {
 func TestRedialReplacesTheServingConnection(t *testing.T) {
 	old := &fakeConn{do: okDo}
 	fresh := &fakeConn{do: okDo}
-	h := run(t, Config{}, old, fresh)
+	h := run(t, nil, old, fresh)
 	h.connected(t)
 	h.s.Redial("the sentinels name 10.0.0.2:6379 now")
 	err := <-h.errc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -156,28 +157,49 @@ type harness struct {
 	errc chan error
 }
 
-// run starts a server whose dial returns conns in turn, then fails.
-func run(t *testing.T, cfg Config, conns ...*fakeConn) *harness {
+// testConfig returns a complete, valid Config for the fakes: dial, a
+// silent logger and no health checks; tests change the fields they test.
+func testConfig(dial func(context.Context) (redis.Conn, error)) Config {
+	return Config{
+		Dial:                 dial,
+		Name:                 "fake",
+		ExpiryMs:             60000,
+		KeyPrefix:            protocol.DefaultKeyPrefix,
+		CallTimeout:          5 * time.Second,
+		DeleteBucketsTimeout: 5 * time.Second,
+		HealthCheckInterval:  -1,
+		MinBackoff:           50 * time.Millisecond,
+		MaxBackoff:           800 * time.Millisecond,
+		QueueSize:            1024,
+		MaxPipeline:          256,
+		Logger:               slog.New(slog.DiscardHandler),
+	}
+}
+
+// dialConn returns a Dial that returns conn.
+func dialConn(conn redis.Conn) func(context.Context) (redis.Conn, error) {
+	return func(context.Context) (redis.Conn, error) { return conn, nil }
+}
+
+// run starts a server whose dial returns conns in turn, then fails. edit,
+// if not nil, changes its testConfig first.
+func run(t *testing.T, edit func(*Config), conns ...*fakeConn) *harness {
 	t.Helper()
 	h := &harness{log: logtest.New(), errc: make(chan error, 1)}
 	var mu sync.Mutex
-	if cfg.Dial == nil {
-		cfg.Dial = func(ctx context.Context) (redis.Conn, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(conns) == 0 {
-				return nil, errors.New("fake: no more connections")
-			}
-			c := conns[0]
-			conns = conns[1:]
-			return c, nil
+	cfg := testConfig(func(ctx context.Context) (redis.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(conns) == 0 {
+			return nil, errors.New("fake: no more connections")
 		}
-	}
-	cfg.ExpiryMs = 60000
-	cfg.Name = "fake"
+		c := conns[0]
+		conns = conns[1:]
+		return c, nil
+	})
 	cfg.Logger = h.log.Logger()
-	if cfg.HealthCheckInterval == 0 {
-		cfg.HealthCheckInterval = -1
+	if edit != nil {
+		edit(&cfg)
 	}
 	s, err := New(cfg)
 	require.NoError(t, err)
@@ -204,7 +226,7 @@ func TestCallOnBrokenConnectionGetsErrDisconnected(t *testing.T) {
 		}
 		return nil, conn.breakWith(io.ErrUnexpectedEOF)
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	_, err := h.s.Do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrDisconnected)
@@ -228,7 +250,7 @@ func TestReadTimeoutGivesErrTimeout(t *testing.T) {
 		}
 		return nil, conn.breakWith(timeoutErr{})
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	_, err := h.s.Do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrTimeout)
@@ -244,7 +266,7 @@ func TestRedisErrorReplyKeepsTheConnection(t *testing.T) {
 		}
 		return nil, redis.Error("WRONGTYPE Operation against a key holding the wrong kind of value")
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	for range 3 {
 		_, err := h.s.Do(context.Background(), countHit("a"))
@@ -269,7 +291,7 @@ func TestAbandonedCallIsNeverSent(t *testing.T) {
 		}
 		return int64(1), nil
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 
 	first := make(chan error, 1)
@@ -319,8 +341,9 @@ func TestPanicStillAnswersTheTakenCall(t *testing.T) {
 		panic("boom")
 	}}
 	h := &harness{log: logtest.New()}
-	s, err := New(Config{ExpiryMs: 1000, Logger: h.log.Logger(), HealthCheckInterval: -1,
-		Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+	cfg := testConfig(dialConn(conn))
+	cfg.Logger = h.log.Logger()
+	s, err := New(cfg)
 	require.NoError(t, err)
 	panicked := make(chan any, 1)
 	go func() {
@@ -346,7 +369,7 @@ func TestNoScriptFallsBackToEval(t *testing.T) {
 		}
 		return int64(7), nil
 	}}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	r, err := h.s.Do(context.Background(), countHit("a"))
 	require.NoError(t, err)
@@ -371,7 +394,7 @@ func TestBadRepliesAreErrorsNotPanics(t *testing.T) {
 	for range replies { // each DeleteBuckets dials a connection of its own
 		conns = append(conns, &fakeConn{do: conn.do})
 	}
-	h := run(t, Config{}, conns...)
+	h := run(t, nil, conns...)
 	h.connected(t)
 	for range replies {
 		_, err := h.s.Do(context.Background(), protocol.GetBucket{Key: protocol.BucketKey{ID: "a"}})
@@ -389,15 +412,16 @@ func TestBackoffBetweenFailedDials(t *testing.T) {
 		var attempts []time.Time
 		conn := &fakeConn{do: okDo}
 		log := logtest.New()
-		s, err := New(Config{ExpiryMs: 1000, Logger: log.Logger(), HealthCheckInterval: -1,
-			MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-			Dial: func(context.Context) (redis.Conn, error) {
-				attempts = append(attempts, time.Now())
-				if len(attempts) <= 8 {
-					return nil, errors.New("connection refused")
-				}
-				return conn, nil
-			}})
+		cfg := testConfig(func(context.Context) (redis.Conn, error) {
+			attempts = append(attempts, time.Now())
+			if len(attempts) <= 8 {
+				return nil, errors.New("connection refused")
+			}
+			return conn, nil
+		})
+		cfg.Logger = log.Logger()
+		cfg.MinBackoff, cfg.MaxBackoff = 100*time.Millisecond, time.Second
+		s, err := New(cfg)
 		require.NoError(t, err)
 		start := time.Now()
 		go s.Serve(context.Background())
@@ -424,11 +448,10 @@ func TestBackoffBetweenFailedDials(t *testing.T) {
 
 func TestStopWhileDialingReturnsPromptly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(),
-			Dial: func(ctx context.Context) (redis.Conn, error) {
-				<-ctx.Done() // a dial that hangs until cancelled
-				return nil, ctx.Err()
-			}})
+		s, err := New(testConfig(func(ctx context.Context) (redis.Conn, error) {
+			<-ctx.Done() // a dial that hangs until cancelled
+			return nil, ctx.Err()
+		}))
 		require.NoError(t, err)
 		errc := make(chan error, 1)
 		go func() { errc <- s.Serve(context.Background()) }()
@@ -453,8 +476,9 @@ func TestHealthCheckReplacesADeadIdleConnection(t *testing.T) {
 			}
 			return "PONG", nil
 		}
-		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: time.Second,
-			Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+		cfg := testConfig(dialConn(conn))
+		cfg.HealthCheckInterval = time.Second
+		s, err := New(cfg)
 		require.NoError(t, err)
 		errc := make(chan error, 1)
 		go func() { errc <- s.Serve(context.Background()) }()
@@ -467,7 +491,7 @@ func TestHealthCheckReplacesADeadIdleConnection(t *testing.T) {
 }
 
 func TestOnlyOneServeAtATime(t *testing.T) {
-	h := run(t, Config{}, &fakeConn{do: okDo})
+	h := run(t, nil, &fakeConn{do: okDo})
 	h.connected(t)
 	err := h.s.Serve(context.Background())
 	assert.ErrorContains(t, err, "already being served")
@@ -476,20 +500,50 @@ func TestOnlyOneServeAtATime(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	dial := func(context.Context) (redis.Conn, error) { return nil, nil }
-	for _, cfg := range []Config{
-		{ExpiryMs: 1},
-		{Dial: dial},
-		{Dial: dial, ExpiryMs: 1, QueueSize: -1},
-		{Dial: dial, ExpiryMs: 1, DeleteBucketsTimeout: -1},
+	for _, tt := range []struct {
+		name  string
+		edit  func(*Config)
+		valid bool
+	}{
+		{"complete", func(*Config) {}, true},
+		{"no health checks", func(c *Config) { c.HealthCheckInterval = -1 }, true},
+		{"health checks", func(c *Config) { c.HealthCheckInterval = time.Second }, true},
+		{"MaxBackoff = MinBackoff", func(c *Config) { c.MaxBackoff = c.MinBackoff }, true},
+		{"hash tags", func(c *Config) { c.HashTag = true }, true},
+		{"no Dial", func(c *Config) { c.Dial = nil }, false},
+		{"no ExpiryMs", func(c *Config) { c.ExpiryMs = 0 }, false},
+		{"negative ExpiryMs", func(c *Config) { c.ExpiryMs = -1 }, false},
+		{"no KeyPrefix", func(c *Config) { c.KeyPrefix = "" }, false},
+		{"'{' in a hash-tag KeyPrefix", func(c *Config) { c.HashTag, c.KeyPrefix = true, "a{" }, false},
+		{"no CallTimeout", func(c *Config) { c.CallTimeout = 0 }, false},
+		{"negative CallTimeout", func(c *Config) { c.CallTimeout = -1 }, false},
+		{"no DeleteBucketsTimeout", func(c *Config) { c.DeleteBucketsTimeout = 0 }, false},
+		{"negative DeleteBucketsTimeout", func(c *Config) { c.DeleteBucketsTimeout = -1 }, false},
+		{"HealthCheckInterval 0", func(c *Config) { c.HealthCheckInterval = 0 }, false},
+		{"no MinBackoff", func(c *Config) { c.MinBackoff = 0 }, false},
+		{"negative MinBackoff", func(c *Config) { c.MinBackoff, c.MaxBackoff = -2, -1 }, false},
+		{"MaxBackoff < MinBackoff", func(c *Config) { c.MaxBackoff = c.MinBackoff - 1 }, false},
+		{"no QueueSize", func(c *Config) { c.QueueSize = 0 }, false},
+		{"negative QueueSize", func(c *Config) { c.QueueSize = -1 }, false},
+		{"no MaxPipeline", func(c *Config) { c.MaxPipeline = 0 }, false},
+		{"negative MaxPipeline", func(c *Config) { c.MaxPipeline = -1 }, false},
+		{"no Logger", func(c *Config) { c.Logger = nil }, false},
 	} {
-		_, err := New(cfg)
-		assert.ErrorIs(t, err, protocol.ErrInvalid, "%+v", cfg)
+		cfg := testConfig(dial)
+		tt.edit(&cfg)
+		want := cfg
+		s, err := New(cfg)
+		if !tt.valid {
+			assert.ErrorIs(t, err, protocol.ErrInvalid, "New(%s)", tt.name)
+			continue
+		}
+		if assert.NoError(t, err, "New(%s)", tt.name) {
+			assert.Equal(t, want.QueueSize, cap(s.requests), "New(%s): no defaults applied", tt.name)
+			assert.Equal(t, fmt.Sprintf("%+v", want), fmt.Sprintf("%+v", s.cfg), "New(%s) changed the config", tt.name)
+		}
 	}
-	s, err := New(Config{Dial: dial, ExpiryMs: 1})
+	s, err := New(testConfig(dial))
 	require.NoError(t, err)
-	assert.Equal(t, DefaultCallTimeout, s.cfg.CallTimeout)
-	assert.Equal(t, protocol.DefaultKeyPrefix, s.cfg.KeyPrefix)
-	assert.Equal(t, DefaultQueueSize, cap(s.requests))
 	_, err = s.Do(context.Background(), nil)
 	assert.ErrorIs(t, err, protocol.ErrInvalid)
 }
@@ -498,13 +552,12 @@ func TestWaitConnected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		conn := &fakeConn{do: okDo}
 		fail := 3
-		s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: -1,
-			Dial: func(context.Context) (redis.Conn, error) {
-				if fail--; fail >= 0 {
-					return nil, errors.New("refused")
-				}
-				return conn, nil
-			}})
+		s, err := New(testConfig(func(context.Context) (redis.Conn, error) {
+			if fail--; fail >= 0 {
+				return nil, errors.New("refused")
+			}
+			return conn, nil
+		}))
 		require.NoError(t, err)
 
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
@@ -532,8 +585,7 @@ func TestLostConnectionErrorIsReadWithoutARace(t *testing.T) {
 		}
 		return nil, conn.breakWith(io.ErrUnexpectedEOF)
 	}
-	s, err := New(Config{ExpiryMs: 1000, Logger: logtest.New().Logger(), HealthCheckInterval: -1,
-		Dial: func(context.Context) (redis.Conn, error) { return conn, nil }})
+	s, err := New(testConfig(dialConn(conn)))
 	require.NoError(t, err)
 	defer s.Stop()
 	read := make(chan string)

@@ -34,7 +34,7 @@ func TestStatsCountCallsErrorsAndConnections(t *testing.T) {
 			return nil, conn.breakWith(io.EOF)
 		}
 	}
-	h := run(t, Config{}, conn)
+	h := run(t, nil, conn)
 	h.connected(t)
 	ctx := context.Background()
 	h.s.Do(ctx, countHit("a"))                                           // ok
@@ -61,12 +61,12 @@ func TestStatsCountCallsErrorsAndConnections(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Connects)
 	assert.Equal(t, uint64(1), st.Restarts)
 	assert.Equal(t, uint64(7), st.Latency.Count)
-	assert.Equal(t, DefaultQueueSize, st.QueueCapacity)
+	assert.Equal(t, testConfig(nil).QueueSize, st.QueueCapacity)
 	assert.Equal(t, uint64(7), st.Latency.Buckets[len(st.Latency.Buckets)-1].Count)
 }
 
 func TestStatsCountDialFailures(t *testing.T) {
-	h := run(t, Config{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	h := run(t, func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Millisecond, time.Millisecond })
 	h.log.WaitCount(t, "cannot connect", 3, 10*time.Second)
 	assert.GreaterOrEqual(t, h.s.Stats().DialFailures, uint64(3))
 }
