@@ -18,7 +18,6 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/protocol"
-	"github.com/hammer-go/hammerredis/server"
 )
 
 // Bench settings.
@@ -63,7 +62,7 @@ func newBenchFlagSet(f *benchFlags) (fs *flag.FlagSet, callers, workload *string
 		"`name` of how ids are picked: random (uniform over 100000) or hot (90% on 10 ids)")
 	fs.IntVar(&f.pool, "pool", 1,
 		"the backend's PoolSize: connections, each with its own server goroutine (1-"+strconv.Itoa(hammerredis.MaxPoolSize)+")")
-	fs.IntVar(&f.maxPipeline, "max-pipeline", server.DefaultMaxPipeline,
+	fs.IntVar(&f.maxPipeline, "max-pipeline", hammerredis.DefaultMaxPipeline,
 		"the backend's MaxPipeline: calls written before their replies are read (1-"+
 			strconv.Itoa(hammerredis.MaxPipelineLimit)+"); 1 turns pipelining off")
 	fs.BoolVar(&f.noCoalesce, "no-coalesce", false,
