@@ -253,46 +253,55 @@ type resolved struct {
 	newRouter func(tree *suture.Supervisor) (router, error)
 }
 
-// resolve validates o and applies every default, once: the one place
-// where the zero values of Options become their documented defaults. Its
-// errors wrap ErrInvalid and name the problem.
-func (o Options) resolve() (resolved, error) {
+// check validates the options that need no defaults applied and returns
+// the connection config, defaults applied.
+func (o Options) check() (RedisConfig, error) {
 	if o.ExpiryMs <= 0 {
 		if o.ExpiryMs == 0 {
-			return resolved{}, fmt.Errorf("%w: missing required option ExpiryMs (Elixir: expiry_ms)", ErrInvalid)
+			return RedisConfig{}, fmt.Errorf("%w: missing required option ExpiryMs (Elixir: expiry_ms)", ErrInvalid)
 		}
-		return resolved{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
+		return RedisConfig{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
 	}
 	if err := o.checkBounds(); err != nil {
-		return resolved{}, err
+		return RedisConfig{}, err
 	}
 	rc, err := o.redisConfig()
 	if err != nil {
-		return resolved{}, err
+		return RedisConfig{}, err
 	}
 	if o.Sentinel != nil {
 		if err := o.Sentinel.validate(); err != nil {
-			return resolved{}, err
+			return RedisConfig{}, err
 		}
 	}
 	if o.PoolSize < 0 || o.PoolSize > MaxPoolSize {
-		return resolved{}, fmt.Errorf("%w: PoolSize %d is not in 1-%d", ErrInvalid, o.PoolSize, MaxPoolSize)
+		return RedisConfig{}, fmt.Errorf("%w: PoolSize %d is not in 1-%d", ErrInvalid, o.PoolSize, MaxPoolSize)
 	}
 	if o.Cluster != nil {
 		if err := o.Cluster.validate(); err != nil {
-			return resolved{}, err
+			return RedisConfig{}, err
 		}
 		// A cluster node refuses SELECT, so a database other than 0 would
 		// keep every connection from being made; and the nodes come from the
 		// slot map, not from sentinels.
 		switch {
 		case rc.Database != 0:
-			return resolved{}, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
+			return RedisConfig{}, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
 		case o.Sentinel != nil:
-			return resolved{}, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
+			return RedisConfig{}, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
 		}
 	}
+	return rc, nil
+}
 
+// resolve validates o and applies every default, once: the one place
+// where the zero values of Options become their documented defaults. Its
+// errors wrap ErrInvalid and name the problem.
+func (o Options) resolve() (resolved, error) {
+	rc, err := o.check()
+	if err != nil {
+		return resolved{}, err
+	}
 	r := resolved{logger: cmp.Or(o.Logger, slog.Default())}
 	target := rc.target()
 	r.server = server.Config{
@@ -372,8 +381,9 @@ func (o Options) resolve() (resolved, error) {
 	return r, nil
 }
 
-// serverConfig is the config of the servers of a backend with options o
-// (without Sentinel and Cluster, that of its first server).
+// serverConfig is the server config that resolve makes of o, before the
+// Name of each server of a pool, and the Dial of each with Sentinel or
+// Cluster, are set.
 func (o Options) serverConfig() (server.Config, error) {
 	r, err := o.resolve()
 	return r.server, err
