@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/hammer-go/hammerredis/internal/sentinel"
 	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/server"
 	"github.com/hammer-go/hammerredis/supervisor"
@@ -41,8 +40,8 @@ var (
 // pipelines the calls queued for it. *Backend is a suture.Service, so
 // sup.Add(b) runs it under any suture supervisor.
 type Backend struct {
-	servers []*server.Server
-	tree    *suture.Supervisor // one child per server
+	router  router             // the servers, and which call goes to which
+	tree    *suture.Supervisor // the servers and the router's services
 	name    string
 	logger  *slog.Logger
 	serving atomic.Bool
@@ -50,108 +49,85 @@ type Backend struct {
 	stopCtx  context.Context // cancelled by Stop
 	stopFunc context.CancelFunc
 
-	cluster *clusterRouter  // with Options.Cluster: servers per master, not servers
-	layout  protocol.Layout // the key layout, for routing by slot
-
 	mu      sync.Mutex
 	running *supervisor.Running // set by Start: the tree runs on its own
 	parent  *suture.Supervisor  // set by StartLink, with token
 	token   suture.ServiceToken
 }
 
+// router sends every call of a backend to the server that serves it: pool
+// (one server, or a pool routed by id) or a Redis Cluster's
+// cluster.Router (routed by slot). Its methods are the Backend's, whose
+// docs they follow.
+type router interface {
+	CountHit(ctx context.Context, key BucketKey, now, increment int64) (int64, error)
+	GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error)
+	DeleteBuckets(ctx context.Context, id string) (int64, error)
+	Connected() bool
+	WaitConnected(ctx context.Context) error
+	Stats() Stats
+	// Stop stops every server for good and waits for their goroutines.
+	Stop()
+}
+
 // New validates opts and returns a backend that is not running yet: the
 // child spec. Run it with sup.Add(b), or use Start or StartLink.
 func New(opts Options) (*Backend, error) {
-	cfg, err := opts.serverConfig()
+	r, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
-	size := opts.PoolSize
-	switch {
-	case size < 0 || size > MaxPoolSize:
-		return nil, fmt.Errorf("%w: PoolSize %d is not in 1-%d", ErrInvalid, size, MaxPoolSize)
-	case size == 0:
-		size = 1
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	b := &Backend{name: "hammerredis(" + cfg.Name + ")", logger: logger}
-	if size > 1 {
-		b.name = fmt.Sprintf("hammerredis(%s, pool %d)", cfg.Name, size)
-	}
+	b := &Backend{name: r.name, logger: r.logger, tree: supervisor.New(r.name, r.spec)}
 	b.stopCtx, b.stopFunc = context.WithCancel(context.Background())
-	// The servers back off by themselves (at most MaxBackoff between dials,
-	// lost connections counted like failed dials), so the tree must not add
-	// suture's thrash pause on top: it would hold a recovery past MaxBackoff.
-	b.tree = supervisor.New(b.name, supervisor.Spec{Logger: logger, FailureThreshold: math.Inf(1)})
-	if opts.Cluster != nil {
-		if err := opts.Cluster.validate(); err != nil {
-			return nil, err
-		}
-		rc, err := opts.redisConfig()
-		if err != nil {
-			return nil, err
-		}
-		// A cluster node refuses SELECT, so a database other than 0 would
-		// keep every connection from being made; and the nodes come from the
-		// slot map, not from sentinels.
-		switch {
-		case rc.Database != 0:
-			return nil, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
-		case opts.Sentinel != nil:
-			return nil, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
-		}
-		b.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(opts.Cluster.Addrs, ","))
-		if _, err := server.New(cfg); err != nil { // the servers come later: check now
-			return nil, err
-		}
-		b.layout = protocol.Layout{Prefix: cfg.KeyPrefix, HashTag: cfg.HashTag}
-		if b.layout.Prefix == "" {
-			b.layout.Prefix = protocol.DefaultKeyPrefix
-		}
-		b.cluster = newClusterRouter(opts.Cluster, rc, rc.target().opts, cfg, b.tree, logger)
-		b.tree.Add(topology{b.cluster})
-		return b, nil
+	if b.router, err = r.newRouter(b.tree); err != nil {
+		return nil, err
 	}
-	var watcher *sentinelWatcher
-	if opts.Sentinel != nil {
+	return b, nil
+}
+
+// poolConfig is a resolved pool: size servers of config server, dialing
+// the master that a sentinel watcher follows when sentinel is set.
+type poolConfig struct {
+	size     int
+	server   server.Config // Name numbered per server when size > 1
+	sentinel *sentinel.Config
+	logger   *slog.Logger
+}
+
+// newRouter makes c's servers (not running yet) children of tree, with
+// their sentinel watcher.
+func (c poolConfig) newRouter(tree *suture.Supervisor) (router, error) {
+	var watcher *sentinel.Watcher
+	if c.sentinel != nil {
 		// One watcher follows the master for every server of the backend.
-		rc, err := opts.redisConfig()
-		if err != nil {
-			return nil, err
-		}
-		watcher = newSentinelWatcher(*opts.Sentinel, rc, rc.target().opts, opts.HealthCheckInterval, logger)
+		watcher = sentinel.NewWatcher(*c.sentinel)
 	}
-	name := cfg.Name
-	for i := range size {
-		if size > 1 {
-			cfg.Name = fmt.Sprintf("%s#%d", name, i+1)
+	p := make(pool, 0, c.size)
+	for i := range c.size {
+		cfg := c.server
+		if c.size > 1 {
+			cfg.Name = fmt.Sprintf("%s#%d", c.server.Name, i+1)
 		}
-		var d *sentinelDialer
+		var d *sentinel.Dialer
 		if watcher != nil {
-			d = watcher.dialer()
-			cfg.Dial = d.dial
+			d = watcher.Dialer()
+			cfg.Dial = d.Dial
 		}
 		srv, err := server.New(cfg)
 		if err != nil {
 			return nil, err
 		}
 		if d != nil {
-			d.bind(srv)
+			d.Bind(srv)
 		}
-		b.servers = append(b.servers, srv)
-		b.tree.Add(supervisor.Service(srv, logger))
+		p = append(p, srv)
+		tree.Add(supervisor.Service(srv, c.logger))
 	}
 	if watcher != nil {
-		b.tree.Add(watcher)
+		tree.Add(watcher)
 	}
-	return b, nil
+	return p, nil
 }
-
-// MaxPoolSize bounds Options.PoolSize.
-const MaxPoolSize = 256
 
 // Serve runs the backend's servers under its own supervisor, which restarts
 // a server whose connection breaks, until ctx is cancelled or Stop is
@@ -175,12 +151,7 @@ func (b *Backend) Serve(ctx context.Context) error {
 // stop stops every server for good and waits for their goroutines.
 func (b *Backend) stop() {
 	b.stopFunc()
-	if b.cluster != nil {
-		b.cluster.stop()
-	}
-	for _, s := range b.servers {
-		s.Stop()
-	}
+	b.router.Stop()
 }
 
 // String names the backend in supervisor logs: its Redis address, never a
@@ -189,40 +160,7 @@ func (b *Backend) String() string { return b.name }
 
 // Connected reports whether every server of the backend has a working
 // connection right now.
-func (b *Backend) Connected() bool {
-	servers := b.servers
-	if b.cluster != nil {
-		select {
-		case <-b.cluster.ready:
-		default:
-			return false
-		}
-		if b.cluster.isStopped() {
-			return false
-		}
-		servers = b.cluster.servers()
-	}
-	for _, s := range servers {
-		if !s.Connected() {
-			return false
-		}
-	}
-	return true
-}
-
-// route returns the server for id: FNV-1a of the id, so that one id always
-// goes to the same server and its calls stay in order.
-func (b *Backend) route(id string) *server.Server {
-	if len(b.servers) == 1 {
-		return b.servers[0]
-	}
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
-		h *= 1099511628211
-	}
-	return b.servers[h%uint64(len(b.servers))]
-}
+func (b *Backend) Connected() bool { return b.router.Connected() }
 
 // Stats is a snapshot of a backend's counters: calls and errors by kind,
 // connections, restarts, queue depth and a latency histogram.
@@ -233,17 +171,7 @@ type Stats = protocol.Stats
 // blocks a call. On a cluster, each call counts once, however many masters
 // a redirect sent it to, and the counters of masters that left the slot
 // map stay in the sums.
-func (b *Backend) Stats() Stats {
-	if b.cluster != nil {
-		return b.cluster.stats()
-	}
-	servers := b.servers
-	st := servers[0].Stats()
-	for _, s := range servers[1:] {
-		st = st.Add(s.Stats())
-	}
-	return st
-}
+func (b *Backend) Stats() Stats { return b.router.Stats() }
 
 // WaitConnected waits until the backend has a working connection. It
 // returns nil then, ErrStopped if the backend is stopped first, or ctx's
@@ -251,17 +179,7 @@ func (b *Backend) Stats() Stats {
 // sync_connect: false); calls made meanwhile wait for the first attempt
 // only. Call WaitConnected to wait for the connection, at start-up or in a
 // readiness probe.
-func (b *Backend) WaitConnected(ctx context.Context) error {
-	if b.cluster != nil {
-		return b.cluster.waitConnected(ctx)
-	}
-	for _, s := range b.servers {
-		if err := s.WaitConnected(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (b *Backend) WaitConnected(ctx context.Context) error { return b.router.WaitConnected(ctx) }
 
 // CountHit counts one hit in the bucket key at now (ms since the Unix epoch)
 // and returns the bucket's new count. Elixir: count_hit(key, now).
@@ -273,29 +191,13 @@ func (b *Backend) CountHit(ctx context.Context, key BucketKey, now int64) (int64
 // count; the first hit of a bucket returns increment. Any increment is passed
 // to Redis as given, as in Elixir. Elixir: count_hit(key, now, increment).
 func (b *Backend) CountHitN(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
-	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, opCountHit, key, b.layout, func(s *server.Server, asking bool) (int64, error) {
-			if asking {
-				return s.CountHitAsking(ctx, key, now, increment)
-			}
-			return s.CountHit(ctx, key, now, increment)
-		})
-	}
-	return b.route(key.ID).CountHit(ctx, key, now, increment)
+	return b.router.CountHit(ctx, key, now, increment)
 }
 
 // GetBucket reads the bucket key without changing it (nor its TTL). It
 // returns nil and no error when there is no such bucket (Elixir {:ok, nil}).
 func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
-	if b.cluster != nil {
-		return clusterCall(ctx, b.cluster, opGetBucket, key, b.layout, func(s *server.Server, asking bool) (*BucketInfo, error) {
-			if asking {
-				return s.GetBucketAsking(ctx, key)
-			}
-			return s.GetBucket(ctx, key)
-		})
-	}
-	return b.route(key.ID).GetBucket(ctx, key)
+	return b.router.GetBucket(ctx, key)
 }
 
 // DeleteBuckets deletes every bucket of id and returns how many keys it
@@ -303,9 +205,68 @@ func (b *Backend) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, er
 // package docs). It is not atomic; on an error the count is of the keys
 // deleted before it. Elixir: delete_buckets(id).
 func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
-	if b.cluster != nil {
-		// On a cluster, the masters scan at once, under one timeout.
-		return b.cluster.deleteBuckets(ctx, id)
+	return b.router.DeleteBuckets(ctx, id)
+}
+
+// pool is the router of a backend without Cluster: one server, or a pool
+// of them that each id is routed to one of.
+type pool []*server.Server
+
+// route returns the server for id: FNV-1a of the id, so that one id always
+// goes to the same server and its calls stay in order.
+func (p pool) route(id string) *server.Server {
+	if len(p) == 1 {
+		return p[0]
 	}
-	return b.route(id).DeleteBuckets(ctx, id)
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return p[h%uint64(len(p))]
+}
+
+func (p pool) CountHit(ctx context.Context, key BucketKey, now, increment int64) (int64, error) {
+	return p.route(key.ID).CountHit(ctx, key, now, increment)
+}
+
+func (p pool) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error) {
+	return p.route(key.ID).GetBucket(ctx, key)
+}
+
+func (p pool) DeleteBuckets(ctx context.Context, id string) (int64, error) {
+	return p.route(id).DeleteBuckets(ctx, id)
+}
+
+func (p pool) Connected() bool {
+	for _, s := range p {
+		if !s.Connected() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p pool) WaitConnected(ctx context.Context) error {
+	for _, s := range p {
+		if err := s.WaitConnected(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats sums the servers' counters.
+func (p pool) Stats() Stats {
+	st := p[0].Stats()
+	for _, s := range p[1:] {
+		st = st.Add(s.Stats())
+	}
+	return st
+}
+
+func (p pool) Stop() {
+	for _, s := range p {
+		s.Stop()
+	}
 }

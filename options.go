@@ -1,20 +1,27 @@
 package hammerredis
 
 import (
-	"context"
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/internal/cluster"
+	"github.com/hammer-go/hammerredis/internal/redisdial"
+	"github.com/hammer-go/hammerredis/internal/sentinel"
 	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/server"
+	"github.com/hammer-go/hammerredis/supervisor"
+	"github.com/thejerf/suture/v4"
 )
 
 // Connection defaults, as Redix's.
@@ -26,8 +33,18 @@ const (
 	DefaultWriteTimeout   = 5 * time.Second
 )
 
-// DefaultMaxPipeline is the MaxPipeline of Options that leave it 0.
-const DefaultMaxPipeline = server.DefaultMaxPipeline
+// Defaults of Options, for the zero value of the field each is named after
+// (see that field). New applies them, all in one place (Options.resolve).
+const (
+	DefaultCallTimeout          = 5 * time.Second
+	DefaultDeleteBucketsTimeout = 5 * time.Second
+	DefaultHealthCheckInterval  = time.Second
+	DefaultMinBackoff           = 50 * time.Millisecond
+	DefaultMaxBackoff           = 800 * time.Millisecond
+	DefaultPoolSize             = 1
+	DefaultMaxPipeline          = 256
+	DefaultQueueSize            = 1024
+)
 
 // Bounds of Options, checked by New: a value past one is refused with
 // ErrInvalid rather than crashing the process or breaking every call.
@@ -45,6 +62,8 @@ const (
 	// MaxKeyPrefixBytes bounds the length of Options.KeyPrefix, as
 	// protocol.MaxIDBytes bounds an id's.
 	MaxKeyPrefixBytes = protocol.MaxIDBytes
+	// MaxPoolSize bounds Options.PoolSize.
+	MaxPoolSize = 256
 )
 
 // Options configure a backend; Elixir's keyword list. The zero value of every
@@ -69,37 +88,41 @@ type Options struct {
 	// KeyPrefix starts every bucket key; default "Hammer:Redis:". At most
 	// MaxKeyPrefixBytes (1 MiB) long.
 	KeyPrefix string
-	// DeleteBucketsTimeout bounds DeleteBuckets; default 5s.
+	// DeleteBucketsTimeout bounds DeleteBuckets; default
+	// DefaultDeleteBucketsTimeout (5s).
 	DeleteBucketsTimeout time.Duration
 	// CallTimeout bounds the other calls when the caller's context has no
-	// earlier deadline; default 5s.
+	// earlier deadline; default DefaultCallTimeout (5s).
 	CallTimeout time.Duration
 
 	// HealthCheckInterval is how often an idle connection is PINGed, so that
-	// a dead one is replaced before a caller needs it; default 1s, negative
-	// disables.
+	// a dead one is replaced before a caller needs it; default
+	// DefaultHealthCheckInterval (1s), negative disables.
 	HealthCheckInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a redial, after a
 	// failed dial or a connection that broke within a second: it doubles
-	// from MinBackoff (default 50ms) up to MaxBackoff (default 800ms), minus
+	// from MinBackoff (default DefaultMinBackoff, 50ms) up to MaxBackoff
+	// (default DefaultMaxBackoff, 800ms; not less than MinBackoff), minus
 	// up to 20% jitter, so calls succeed within MaxBackoff plus a dial of
 	// Redis being reachable again (under 1s with the defaults).
 	MinBackoff, MaxBackoff time.Duration
 	// PoolSize is how many server goroutines, each with its own connection,
 	// share the calls (Hammer's pool_size). Calls are routed by id, so the
-	// calls of one id stay in order. Default 1.
+	// calls of one id stay in order. Default DefaultPoolSize (1), at most
+	// MaxPoolSize (256).
 	PoolSize int
 	// MaxPipeline bounds how many queued calls one server goroutine writes
-	// to Redis before reading their replies; default 256, at most
-	// MaxPipelineLimit (16384). 1 turns pipelining off: one round trip per
-	// call.
+	// to Redis before reading their replies; default DefaultMaxPipeline
+	// (256), at most MaxPipelineLimit (16384). 1 turns pipelining off: one
+	// round trip per call.
 	MaxPipeline int
 
 	// Sentinel, when set, finds the master through Redis Sentinel and dials
 	// it with the settings above (their host and port are not used). The
 	// backend follows a failover by itself: it subscribes to the sentinels'
-	// failover events and asks them every HealthCheckInterval (1s when
-	// health checks are disabled), off the calls' path (see SentinelConfig).
+	// failover events and asks them every HealthCheckInterval
+	// (DefaultHealthCheckInterval when health checks are disabled), off the
+	// calls' path (see SentinelConfig).
 	Sentinel *SentinelConfig
 
 	// Cluster, when set, talks to a Redis Cluster: one pipelining server per
@@ -121,8 +144,8 @@ type Options struct {
 	DisableCoalescing bool
 
 	// QueueSize bounds the calls waiting for the connection, per server;
-	// default 1024, at most MaxQueueSize (65536). When it is full, callers
-	// wait as long as their context allows.
+	// default DefaultQueueSize (1024), at most MaxQueueSize (65536). When
+	// it is full, callers wait as long as their context allows.
 	QueueSize int
 	// Logger receives connection, restart and panic events; default
 	// slog.Default(). Passwords are never logged.
@@ -192,10 +215,10 @@ func (o Options) String() string {
 		"PoolSize:%d MaxPipeline:%d DisableCoalescing:%t QueueSize:%d Sentinel:%s}",
 		o.ExpiryMs, cfg(o.RedixConfig), cfg(o.RedisConfig), redactURL(o.RedisURL), o.KeyPrefix,
 		o.DeleteBucketsTimeout, o.CallTimeout, o.HealthCheckInterval, o.MinBackoff, o.MaxBackoff,
-		o.PoolSize, o.MaxPipeline, o.DisableCoalescing, o.QueueSize, sentinel(o.Sentinel))
+		o.PoolSize, o.MaxPipeline, o.DisableCoalescing, o.QueueSize, sentinelString(o.Sentinel))
 }
 
-func sentinel(c *SentinelConfig) string {
+func sentinelString(c *SentinelConfig) string {
 	if c == nil {
 		return "<nil>"
 	}
@@ -214,53 +237,156 @@ type dialTarget struct {
 	opts             []redis.DialOption
 }
 
-// serverConfig validates o and turns it into the config of one server (call
-// it once per server of a pool). Its errors wrap ErrInvalid and name the
-// problem.
-func (o Options) serverConfig() (server.Config, error) {
+// resolved is Options with every default applied and every bound checked:
+// what New builds a backend from.
+type resolved struct {
+	name   string       // the backend's name in logs and String
+	logger *slog.Logger // the backend's logger
+	// server is the config of every server, every field set; Name is
+	// numbered per server of a pool, and with Sentinel or Cluster Dial (and
+	// for a cluster Name) is set per server.
+	server server.Config
+	spec   supervisor.Spec // the backend's own supervisor
+	// newRouter makes the backend's servers, and the services that follow
+	// the topology, children of the backend's tree: a pool (with its
+	// sentinel watcher) or a cluster router, as the options say.
+	newRouter func(tree *suture.Supervisor) (router, error)
+}
+
+// check validates the options that need no defaults applied and returns
+// the connection config, defaults applied.
+func (o Options) check() (RedisConfig, error) {
 	if o.ExpiryMs <= 0 {
 		if o.ExpiryMs == 0 {
-			return server.Config{}, fmt.Errorf("%w: missing required option ExpiryMs (Elixir: expiry_ms)", ErrInvalid)
+			return RedisConfig{}, fmt.Errorf("%w: missing required option ExpiryMs (Elixir: expiry_ms)", ErrInvalid)
 		}
-		return server.Config{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
+		return RedisConfig{}, fmt.Errorf("%w: ExpiryMs must be > 0, got %d", ErrInvalid, o.ExpiryMs)
 	}
 	if err := o.checkBounds(); err != nil {
-		return server.Config{}, err
+		return RedisConfig{}, err
 	}
 	rc, err := o.redisConfig()
 	if err != nil {
-		return server.Config{}, err
+		return RedisConfig{}, err
 	}
-	target := rc.target()
-	dial := func(ctx context.Context) (redis.Conn, error) {
-		return redis.DialContext(ctx, target.network, target.address, target.opts...)
-	}
-	name := target.address
 	if o.Sentinel != nil {
 		if err := o.Sentinel.validate(); err != nil {
-			return server.Config{}, err
+			return RedisConfig{}, err
 		}
-		// A dialer that asks the sentinels on every dial; New gives each
-		// server one of the backend's watcher instead (newSentinelWatcher).
-		dial = newSentinelWatcher(*o.Sentinel, rc, target.opts, 0, o.Logger).dialer().dial
-		name = fmt.Sprintf("%s via sentinel", o.Sentinel.MasterName)
 	}
-	return server.Config{
-		Dial:                 dial,
-		Name:                 name,
+	if o.PoolSize < 0 || o.PoolSize > MaxPoolSize {
+		return RedisConfig{}, fmt.Errorf("%w: PoolSize %d is not in 1-%d", ErrInvalid, o.PoolSize, MaxPoolSize)
+	}
+	if o.Cluster != nil {
+		if err := o.Cluster.validate(); err != nil {
+			return RedisConfig{}, err
+		}
+		// A cluster node refuses SELECT, so a database other than 0 would
+		// keep every connection from being made; and the nodes come from the
+		// slot map, not from sentinels.
+		switch {
+		case rc.Database != 0:
+			return RedisConfig{}, fmt.Errorf("%w: Database %d with Cluster: a Redis Cluster has only database 0", ErrInvalid, rc.Database)
+		case o.Sentinel != nil:
+			return RedisConfig{}, fmt.Errorf("%w: Sentinel with Cluster: a Redis Cluster finds its masters by itself", ErrInvalid)
+		}
+	}
+	return rc, nil
+}
+
+// resolve validates o and applies every default, once: the one place
+// where the zero values of Options become their documented defaults. Its
+// errors wrap ErrInvalid and name the problem.
+func (o Options) resolve() (resolved, error) {
+	rc, err := o.check()
+	if err != nil {
+		return resolved{}, err
+	}
+	r := resolved{logger: cmp.Or(o.Logger, slog.Default())}
+	target := rc.target()
+	r.server = server.Config{
+		Dial:                 redisdial.To(target.network, target.address, target.opts),
+		Name:                 target.address,
 		ExpiryMs:             o.ExpiryMs,
-		KeyPrefix:            o.KeyPrefix,
-		CallTimeout:          o.CallTimeout,
-		DeleteBucketsTimeout: o.DeleteBucketsTimeout,
-		HealthCheckInterval:  o.HealthCheckInterval,
-		MinBackoff:           o.MinBackoff,
-		MaxBackoff:           o.MaxBackoff,
-		QueueSize:            o.QueueSize,
-		MaxPipeline:          o.MaxPipeline,
+		KeyPrefix:            cmp.Or(o.KeyPrefix, protocol.DefaultKeyPrefix),
+		CallTimeout:          cmp.Or(o.CallTimeout, DefaultCallTimeout),
+		DeleteBucketsTimeout: cmp.Or(o.DeleteBucketsTimeout, DefaultDeleteBucketsTimeout),
+		HealthCheckInterval:  cmp.Or(o.HealthCheckInterval, DefaultHealthCheckInterval),
+		MinBackoff:           cmp.Or(o.MinBackoff, DefaultMinBackoff),
+		MaxBackoff:           cmp.Or(o.MaxBackoff, DefaultMaxBackoff),
+		QueueSize:            cmp.Or(o.QueueSize, DefaultQueueSize),
+		MaxPipeline:          cmp.Or(o.MaxPipeline, DefaultMaxPipeline),
 		DisableCoalescing:    o.DisableCoalescing,
 		HashTag:              o.HashTagKeys,
-		Logger:               o.Logger,
-	}, nil
+		Logger:               r.logger,
+	}
+	if err := checkServer(r.server); err != nil {
+		return resolved{}, err
+	}
+	// The servers back off by themselves (at most MaxBackoff between dials,
+	// lost connections counted like failed dials), so the backend's tree
+	// must not add suture's thrash pause on top: it would hold a recovery
+	// past MaxBackoff.
+	r.spec = supervisor.Spec{Logger: r.logger, FailureBackoff: supervisor.DefaultFailureBackoff,
+		FailureThreshold: math.Inf(1)}
+	// The sentinels and the slot map are asked every HealthCheckInterval,
+	// even when health checks are disabled.
+	poll := r.server.HealthCheckInterval
+	if poll < 0 {
+		poll = DefaultHealthCheckInterval
+	}
+
+	if o.Cluster != nil {
+		r.name = fmt.Sprintf("hammerredis(cluster %s)", strings.Join(o.Cluster.Addrs, ","))
+		r.server.Dial, r.server.Name = nil, "" // per master
+		c := cluster.Config{
+			Seeds:         slices.Clone(o.Cluster.Addrs),
+			DialOptions:   target.opts,
+			Server:        r.server,
+			Logger:        r.logger,
+			RefreshEvery:  poll,
+			NodeTimeout:   rc.ConnectTimeout + rc.ReadTimeout,
+			DeleteTimeout: r.server.DeleteBucketsTimeout,
+		}
+		r.newRouter = func(tree *suture.Supervisor) (router, error) {
+			c.Tree = tree
+			return cluster.New(c), nil
+		}
+		return r, nil
+	}
+	p := poolConfig{size: cmp.Or(o.PoolSize, DefaultPoolSize), logger: r.logger}
+	if o.Sentinel != nil {
+		// One watcher follows the master for every server of the backend;
+		// each server dials through a dialer of its own.
+		r.server.Dial = nil
+		r.server.Name = fmt.Sprintf("%s via sentinel", o.Sentinel.MasterName)
+		p.sentinel = &sentinel.Config{
+			Addrs:             slices.Clone(o.Sentinel.Addrs),
+			MasterName:        o.Sentinel.MasterName,
+			Username:          o.Sentinel.Username,
+			Password:          o.Sentinel.Password,
+			Timeout:           cmp.Or(o.Sentinel.Timeout, DefaultSentinelTimeout),
+			MasterDialOptions: target.opts,
+			PromotionWait:     rc.ConnectTimeout,
+			PollEvery:         poll,
+			Logger:            r.logger,
+		}
+	}
+	p.server = r.server
+	r.newRouter = p.newRouter
+	r.name = "hammerredis(" + r.server.Name + ")"
+	if p.size > 1 {
+		r.name = fmt.Sprintf("hammerredis(%s, pool %d)", r.server.Name, p.size)
+	}
+	return r, nil
+}
+
+// serverConfig is the server config that resolve makes of o, before the
+// Name of each server of a pool, and the Dial of each with Sentinel or
+// Cluster, are set.
+func (o Options) serverConfig() (server.Config, error) {
+	r, err := o.resolve()
+	return r.server, err
 }
 
 // checkBounds refuses the numeric options past their bounds, each error
@@ -271,12 +397,35 @@ func (o Options) checkBounds() error {
 		return fmt.Errorf("%w: ExpiryMs %d is not in 1-%d (100 years)", ErrInvalid, o.ExpiryMs, MaxExpiryMs)
 	case o.QueueSize < 0 || o.QueueSize > MaxQueueSize:
 		return fmt.Errorf("%w: QueueSize %d is not in 1-%d (0 means the default %d)",
-			ErrInvalid, o.QueueSize, MaxQueueSize, server.DefaultQueueSize)
+			ErrInvalid, o.QueueSize, MaxQueueSize, DefaultQueueSize)
 	case o.MaxPipeline < 0 || o.MaxPipeline > MaxPipelineLimit:
 		return fmt.Errorf("%w: MaxPipeline %d is not in 1-%d (0 means the default %d)",
-			ErrInvalid, o.MaxPipeline, MaxPipelineLimit, server.DefaultMaxPipeline)
+			ErrInvalid, o.MaxPipeline, MaxPipelineLimit, DefaultMaxPipeline)
 	case len(o.KeyPrefix) > MaxKeyPrefixBytes:
 		return fmt.Errorf("%w: KeyPrefix is %d bytes long, the limit is %d", ErrInvalid, len(o.KeyPrefix), MaxKeyPrefixBytes)
+	}
+	return nil
+}
+
+// checkServer refuses the settings of a server, defaults applied, that no
+// server could run with.
+func checkServer(c server.Config) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CallTimeout", c.CallTimeout}, {"DeleteBucketsTimeout", c.DeleteBucketsTimeout},
+		{"MinBackoff", c.MinBackoff}, {"MaxBackoff", c.MaxBackoff},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s must not be negative, got %v", ErrInvalid, d.name, d.v)
+		}
+	}
+	switch {
+	case c.MaxBackoff < c.MinBackoff:
+		return fmt.Errorf("%w: MaxBackoff %v is less than MinBackoff %v", ErrInvalid, c.MaxBackoff, c.MinBackoff)
+	case c.HashTag && strings.Contains(c.KeyPrefix, "{"):
+		return fmt.Errorf("%w: KeyPrefix %q holds a '{', which the hash-tag layout cannot have", ErrInvalid, c.KeyPrefix)
 	}
 	return nil
 }

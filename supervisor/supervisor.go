@@ -32,16 +32,23 @@ import (
 	"github.com/thejerf/suture/v4"
 )
 
+// Defaults of Spec, for its zero values.
+const (
+	DefaultFailureBackoff   = time.Second
+	DefaultFailureThreshold = 5
+)
+
 // Spec configures a private supervisor. Zero values mean the defaults.
 type Spec struct {
 	// Logger receives the supervisor's events; default slog.Default().
 	Logger *slog.Logger
 	// FailureBackoff is how long suture pauses restarts after
-	// FailureThreshold failures; default 1s (suture's own default is 15s).
+	// FailureThreshold failures; default DefaultFailureBackoff (1s;
+	// suture's own default is 15s).
 	FailureBackoff time.Duration
 	// FailureThreshold is suture's failure count that triggers the pause;
-	// default 5. math.Inf(1) never pauses: for services that back off by
-	// themselves.
+	// default DefaultFailureThreshold (5). math.Inf(1) never pauses: for
+	// services that back off by themselves.
 	FailureThreshold float64
 }
 
@@ -51,10 +58,10 @@ func New(name string, spec Spec) *suture.Supervisor {
 		spec.Logger = slog.Default()
 	}
 	if spec.FailureBackoff <= 0 {
-		spec.FailureBackoff = time.Second
+		spec.FailureBackoff = DefaultFailureBackoff
 	}
 	if spec.FailureThreshold <= 0 {
-		spec.FailureThreshold = 5
+		spec.FailureThreshold = DefaultFailureThreshold
 	}
 	return suture.New(name, suture.Spec{
 		EventHook:        EventHook(spec.Logger),
