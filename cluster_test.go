@@ -45,6 +45,9 @@ func startOnCluster(t *testing.T, c *redistest.Cluster) (*hammerredis.Backend, *
 }
 
 func TestClusterCountsOnEveryMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, _ := startOnCluster(t, c)
 	ctx := context.Background()
@@ -96,6 +99,9 @@ func TestClusterCountsOnEveryMaster(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, log := startOnCluster(t, c)
 	ctx := context.Background()
@@ -166,6 +172,9 @@ func TestHashTagKeys(t *testing.T) {
 }
 
 func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	log := logtest.New()
 	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 60_000, HashTagKeys: true,
@@ -195,6 +204,9 @@ func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
 }
 
 func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, _ := startOnCluster(t, c)
 	ctx := context.Background()
@@ -247,6 +259,9 @@ func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
 // resumed). Its node timeout is long, so that a node frozen for a moment is
 // not failed over.
 func TestClusterShared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t, redistest.ClusterOptions{NodeTimeout: 15 * time.Second})
 	for _, tc := range []struct {
 		name string

@@ -143,6 +143,9 @@ func TestConcurrentCallsCountExactly(t *testing.T) {
 }
 
 func TestPoolSpreadsIDsOverItsConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four connections under load take seconds: make test runs it")
+	}
 	f := start(t, nil, hammerredis.Options{PoolSize: 4, RedixConfig: named("pool")})
 	ids := make([]string, 64)
 	for i := range ids {

@@ -269,6 +269,9 @@ func badConnections(t *testing.T, admin redis.Conn) int {
 // busy loop: the dial attempts that the log and the server count stay
 // within the backoff schedule's bound); and the password shows nowhere.
 func TestWrongPasswordBacksOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits through seconds of backoff: make test runs it")
+	}
 	const secret, wrong = "right-Zq9-secret", "wrong-Kk7-secret"
 	const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
 	const window = 2 * time.Second
@@ -381,6 +384,9 @@ func TestStartWhileRedisDownThenRecover(t *testing.T) {
 }
 
 func TestReconnectAfterRedisRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits through seconds of backoff: make test runs it")
+	}
 	srv := redistest.New(t)
 	f := start(t, srv, hammerredis.Options{})
 	assert.Equal(t, int64(1), hit(t, f.B, "r"))

@@ -128,6 +128,9 @@ func waitRecovered(t *testing.T, f *fixture, newMaster redis.Conn, since time.Ti
 }
 
 func TestSentinelCountsOnTheMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	f := startOnGroup(t, g)
 	for want := int64(1); want <= 3; want++ {
@@ -142,6 +145,9 @@ func TestSentinelCountsOnTheMaster(t *testing.T) {
 // backend serves again by itself, on the new master, with the count that
 // the old one had replicated.
 func TestSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	for _, tc := range []struct {
 		name string
 		// fail makes the group fail over.
@@ -189,6 +195,9 @@ func TestSentinelFailover(t *testing.T) {
 }
 
 func TestSentinelUnknownMasterName(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	f := startViaSentinel(t, &hammerredis.SentinelConfig{Addrs: g.SentinelAddrs(), MasterName: "nosuchmaster"})
 	f.WaitStats(t, "a failed connection attempt", func(st hammerredis.Stats) bool { return st.DialFailures > 0 })
@@ -227,6 +236,9 @@ func hitErr(b *hammerredis.Backend) error {
 // delays no call: the sentinels are asked off the calls' path, each within
 // the sentinel timeout.
 func TestSentinelFrozenSentinelNeverDelaysCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	frozen := redistest.NewFrozenSentinel(t)
 	f := startSentinelOpts(t, hammerredis.Options{
@@ -253,6 +265,9 @@ func TestSentinelFrozenSentinelNeverDelaysCalls(t *testing.T) {
 // with a failover, say) does not keep the backend from the master that the
 // others name.
 func TestSentinelLaggingSentinelListedFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	lying := redistest.NewLyingSentinel(t, g.Replica().Addr())
 	f := startViaSentinel(t, &hammerredis.SentinelConfig{
@@ -266,6 +281,9 @@ func TestSentinelLaggingSentinelListedFirst(t *testing.T) {
 // The master is followed even when the only sentinels that answer name
 // another server, as long as one of the servers they name is the master.
 func TestSentinelTriesEveryNamedMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	// Two lying sentinels outvote the one real sentinel: the replica they
 	// name fails ROLE, and the master the minority names is tried next.
@@ -338,6 +356,9 @@ func clientsNamed(t *testing.T, c redis.Conn, name string) int {
 // the old one after the replica was promoted, where the old master would
 // have thrown it away when it became a replica.
 func TestSentinelFailoverLosesNoAcknowledgedHit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	const (
 		callers = 32
 		ids     = 8
@@ -460,6 +481,9 @@ func TestSentinelFailoverLosesNoAcknowledgedHit(t *testing.T) {
 // Stop returns promptly and leaves no goroutine of the sentinel watcher,
 // even with a frozen sentinel holding a subscription and a dial.
 func TestSentinelStopIsPromptAndLeavesNoGoroutine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a sentinel group takes seconds to start: make test runs it")
+	}
 	g := redistest.NewSentinelGroup(t)
 	frozen := redistest.NewFrozenSentinel(t)
 	ignore := goleak.IgnoreCurrent()
