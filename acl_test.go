@@ -72,7 +72,7 @@ func secCachedScripts(t *testing.T, admin redis.Conn) int {
 			return n
 		}
 	}
-	t.Fatalf("no number_of_cached_scripts in INFO memory:\n%s", info)
+	require.FailNow(t, "no number_of_cached_scripts in INFO memory", info)
 	return 0
 }
 
@@ -118,8 +118,7 @@ func secExercise(t *testing.T, f *fixture) {
 			defer wg.Done()
 			for range hits {
 				n, err := f.B.CountHit(ctx, hot, 2000)
-				if err != nil {
-					t.Errorf("concurrent CountHit: %v", err)
+				if !assert.NoError(t, err, "concurrent CountHit") {
 					return
 				}
 				counts <- n

@@ -226,38 +226,36 @@ func TestBadInputCountHit(t *testing.T) {
 			}
 
 			got, err := f.B.CountHitN(ctx, tt.key, tt.now, tt.inc)
-			switch {
-			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
-				t.Errorf("%s = %d, %v; want error %v", call, got, err, tt.wantErr)
-			case tt.wantErr != nil && !strings.Contains(err.Error(), tt.errHas):
-				t.Errorf("%s error = %q, want it to say %q", call, err, tt.errHas)
-			case tt.wantErr == nil && (err != nil || got != tt.want):
-				t.Errorf("%s = %d, %v; want %d", call, got, err, tt.want)
+			if tt.wantErr != nil {
+				if assert.ErrorIs(t, err, tt.wantErr, "%s = %d, %v", call, got, err) {
+					assert.Contains(t, err.Error(), tt.errHas, "%s error", call)
+				}
+			} else if assert.NoError(t, err, call) {
+				assert.Equal(t, tt.want, got, call)
 			}
 
 			// What Redis holds.
 			if tt.foreign != "" {
 				typ, _ := redis.String(f.Admin.Do("TYPE", rkey))
 				after, _ := redis.String(f.Admin.Do("DUMP", rkey))
-				if typ != tt.foreign || after != dump {
-					t.Errorf("after %s the %s key is a %s, changed: %v", call, tt.foreign, typ, after != dump)
-				}
-			} else if h := badHash(t, f.Admin, rkey); strings.Join(h, " ") != strings.Join(tt.hash, " ") {
-				t.Errorf("after %s HGETALL = %q, want %q", call, h, tt.hash)
+				assert.Equal(t, tt.foreign, typ, "after %s the type of the %s key", call, tt.foreign)
+				assert.Equal(t, dump, after, "after %s the %s key is unchanged", call, tt.foreign)
+			} else {
+				assert.Equal(t, strings.Join(tt.hash, " "), strings.Join(badHash(t, f.Admin, rkey), " "), "after %s HGETALL", call)
 			}
 			// A TTL set a moment ago may have ticked down a second or two.
-			if ttl := badTTL(t, f.Admin, rkey); ttl != tt.ttl && !(tt.ttl > 0 && ttl < tt.ttl && ttl >= tt.ttl-2) {
-				t.Errorf("after %s TTL = %d, want %d", call, ttl, tt.ttl)
+			if ttl := badTTL(t, f.Admin, rkey); tt.ttl > 0 {
+				assert.True(t, ttl <= tt.ttl && ttl >= tt.ttl-2, "after %s TTL = %d, want %d (or up to 2s less)", call, ttl, tt.ttl)
+			} else {
+				assert.Equal(t, tt.ttl, ttl, "after %s TTL", call)
 			}
 
 			// GetBucket reads it back, without touching it.
 			info, err := f.B.GetBucket(ctx, tt.key)
 			if tt.getErr != nil {
-				if !errors.Is(err, tt.getErr) {
-					t.Errorf("GetBucket({%d, %.40q}) = %s, %v; want error %v", tt.key.Bucket, tt.key.ID, badShow(info), err, tt.getErr)
-				}
-			} else if want := badBucket(t, tt.key, tt.hash); err != nil || badShow(info) != badShow(want) {
-				t.Errorf("GetBucket({%d, %.40q}) = %s, %v; want %s", tt.key.Bucket, tt.key.ID, badShow(info), err, badShow(want))
+				assert.ErrorIs(t, err, tt.getErr, "GetBucket({%d, %.40q}) = %s", tt.key.Bucket, tt.key.ID, badShow(info))
+			} else if assert.NoError(t, err, "GetBucket({%d, %.40q})", tt.key.Bucket, tt.key.ID) {
+				assert.Equal(t, badShow(badBucket(t, tt.key, tt.hash)), badShow(info), "GetBucket({%d, %.40q})", tt.key.Bucket, tt.key.ID)
 			}
 
 			// DeleteBuckets deletes exactly that key, whatever it holds.
@@ -265,36 +263,28 @@ func TestBadInputCountHit(t *testing.T) {
 			require.NoError(t, err)
 			n, err := f.B.DeleteBuckets(ctx, tt.key.ID)
 			if errors.Is(tt.wantErr, hammerredis.ErrInvalid) {
-				if !errors.Is(err, hammerredis.ErrInvalid) {
-					t.Errorf("DeleteBuckets(%.40q) = %d, %v; want ErrInvalid", tt.key.ID, n, err)
-				}
-			} else if err != nil || n != exists {
-				t.Errorf("DeleteBuckets(%.40q) = %d, %v; want %d", tt.key.ID, n, err, exists)
+				assert.ErrorIs(t, err, hammerredis.ErrInvalid, "DeleteBuckets(%.40q) = %d", tt.key.ID, n)
+			} else if assert.NoError(t, err, "DeleteBuckets(%.40q)", tt.key.ID) {
+				assert.Equal(t, exists, n, "DeleteBuckets(%.40q)", tt.key.ID)
 			}
-			if left := testenv.Do(t, f.Admin, "EXISTS", rkey); left != int64(0) {
-				t.Errorf("after DeleteBuckets(%.40q) EXISTS %.60q = %v, want 0", tt.key.ID, rkey, left)
-			}
+			assert.Equal(t, int64(0), testenv.Do(t, f.Admin, "EXISTS", rkey), "after DeleteBuckets(%.40q) EXISTS %.60q", tt.key.ID, rkey)
 
 			// The backend still serves.
 			next := hammerredis.BucketKey{Bucket: int64(i), ID: "follow-up"}
-			if n, err := f.B.CountHit(ctx, next, now); err != nil || n != 1 {
-				t.Errorf("after %q: CountHit(%v) = %d, %v; want 1", tt.name, next, n, err)
+			n, err = f.B.CountHit(ctx, next, now)
+			if assert.NoError(t, err, "after %q: CountHit(%v)", tt.name, next) {
+				assert.Equal(t, int64(1), n, "after %q: CountHit(%v)", tt.name, next)
 			}
 		})
 	}
 
 	for _, id := range bystanders {
 		rkey := protocol.Key(f.Prefix, hammerredis.BucketKey{Bucket: 7, ID: id})
-		if h := badHash(t, f.Admin, rkey); strings.Join(h, " ") != strings.Join(badFields(3, now, now), " ") {
-			t.Errorf("the bystander bucket of id %q = %q, want it intact", id, h)
-		}
+		assert.Equal(t, strings.Join(badFields(3, now, now), " "), strings.Join(badHash(t, f.Admin, rkey), " "),
+			"the bystander bucket of id %q is intact", id)
 	}
-	if n := testenv.Do(t, f.Admin, "EXISTS", badInjected); n != int64(0) {
-		t.Errorf("EXISTS %q = %v: an id injected a command", badInjected, n)
-	}
-	if n := f.Log.Count(connectedMsg); n != 1 {
-		t.Errorf("the backend connected %d times, want 1: bad input broke the connection\n%s", n, f.Log)
-	}
+	assert.Equal(t, int64(0), testenv.Do(t, f.Admin, "EXISTS", badInjected), "EXISTS %q: an id injected a command", badInjected)
+	assert.Equal(t, uint64(1), f.B.Stats().Connects, "connections made: bad input broke the connection\n%s", f.Log)
 }
 
 func TestLongDeleteNeverStallsRateChecks(t *testing.T) {

@@ -317,7 +317,7 @@ func otherMaster(t *testing.T, c *redistest.Cluster, m *redistest.Server) *redis
 			return o
 		}
 	}
-	t.Fatalf("no master other than %s", m.Addr())
+	require.FailNow(t, "no master other than "+m.Addr())
 	return nil
 }
 

@@ -5,7 +5,6 @@ package hammerredis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -72,19 +71,13 @@ func TestCoalescedHitsOverflowAsIfOneByOne(t *testing.T) {
 				require.NoError(t, <-held)
 				first, second := <-results[0], <-results[1]
 
-				if !errors.Is(first.err, hammerredis.ErrRedis) {
-					t.Errorf("count %d: CountHitN(%d) = %d, %v; want ErrRedis (overflow), as when sent alone",
-						tt.stored, tt.first, first.n, first.err)
-				}
-				if second.err != nil {
-					t.Errorf("count %d, then CountHitN(%d): CountHitN(%d) = %d, %v; want no error",
-						tt.stored, tt.first, tt.second, second.n, second.err)
-				}
-				want := badFields(tt.stored+tt.second, 1, 3)
-				if h := badHash(t, f.Admin, f.Key("k", 1)); strings.Join(h, " ") != strings.Join(want, " ") {
-					t.Errorf("count %d, then CountHitN(%d), CountHitN(%d): HGETALL = %q, want %q",
-						tt.stored, tt.first, tt.second, h, want)
-				}
+				assert.ErrorIs(t, first.err, hammerredis.ErrRedis,
+					"count %d: CountHitN(%d) = %d: want the overflow, as when sent alone", tt.stored, tt.first, first.n)
+				assert.NoError(t, second.err, "count %d, then CountHitN(%d): CountHitN(%d) = %d",
+					tt.stored, tt.first, tt.second, second.n)
+				assert.Equal(t, strings.Join(badFields(tt.stored+tt.second, 1, 3), " "),
+					strings.Join(badHash(t, f.Admin, f.Key("k", 1)), " "),
+					"count %d, then CountHitN(%d), CountHitN(%d): HGETALL", tt.stored, tt.first, tt.second)
 			})
 		}
 	}
