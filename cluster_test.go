@@ -139,13 +139,6 @@ func TestClusterFailover(t *testing.T) {
 	assert.Less(t, time.Since(healthy), 3*time.Second, "within a slot-map refresh and a dial")
 }
 
-func TestClusterOptionsValidated(t *testing.T) {
-	for _, c := range []*hammerredis.ClusterConfig{{}, {Addrs: []string{"no-port"}}} {
-		_, err := hammerredis.New(hammerredis.Options{ExpiryMs: 1, Cluster: c})
-		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "%v", c)
-	}
-}
-
 func TestHashTagKeys(t *testing.T) {
 	f := start(t, nil, hammerredis.Options{HashTagKeys: true})
 	ctx := context.Background()

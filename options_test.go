@@ -6,7 +6,6 @@ package hammerredis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -25,8 +24,8 @@ import (
 )
 
 // TestBadInputOptions: malformed URLs, unknown schemes, bad ports and other
-// bad settings fail at Start with ErrInvalid and a message naming the
-// problem, start nothing, and never show the password.
+// bad settings fail at Start and StartLink with ErrInvalid and a message
+// naming the problem, start nothing, and never show the password.
 func TestBadInputOptions(t *testing.T) {
 	const pw = "Zq9-opt-secret"
 	withURL := func(u string) hammerredis.Options { return hammerredis.Options{ExpiryMs: 1000, RedisURL: u} }
@@ -75,22 +74,39 @@ func TestBadInputOptions(t *testing.T) {
 		{"MaxPipeline -1", hammerredis.Options{ExpiryMs: 1, MaxPipeline: -1}, "MaxPipeline"},
 		{"MinBackoff -1", hammerredis.Options{ExpiryMs: 1, MinBackoff: -1}, "MinBackoff"},
 		{"DeleteBucketsTimeout -1", hammerredis.Options{ExpiryMs: 1, DeleteBucketsTimeout: -1}, "DeleteBucketsTimeout"},
+		{"ExpiryMs -1", hammerredis.Options{ExpiryMs: -1}, "ExpiryMs"},
+		{"scheme http", withURL("http://:" + pw + "@h:1"), `unknown scheme "http"`},
+		{"no scheme before a host name", withURL("localhost:6379"), "scheme"},
+		{"port 99999", withURL("redis://:" + pw + "@h:99999"), "port"},
+		{"port of letters after a user", withURL("redis://u:" + pw + "@h:abc"), "port"},
+		{"database of letters", withURL("redis://:" + pw + "@h:1/x"), "database"},
+		{"bad escape before the password", withURL("redis://u:%zz" + pw + "@h:1"), "password"},
+		{"unclosed IPv6 without a port", withURL("redis://:" + pw + "@[::1"), "RedisURL"},
+		{"query without a password", withURL("redis://h/0?timeout=1"), "query"},
+		{"config port 70000", withConfig(hammerredis.RedisConfig{Port: 70000, Password: pw}), "port 70000"},
+		{"database -1 in RedisConfig", hammerredis.Options{ExpiryMs: 1, RedisConfig: &hammerredis.RedisConfig{Database: -1}}, "database"},
+		{"CallTimeout -1", hammerredis.Options{ExpiryMs: 1, CallTimeout: -1}, "CallTimeout"},
+		{"MaxBackoff below MinBackoff", hammerredis.Options{ExpiryMs: 1, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff"},
+		{"PoolSize MaxPoolSize+1", hammerredis.Options{ExpiryMs: 1, PoolSize: hammerredis.MaxPoolSize + 1}, "PoolSize"},
+		{"cluster without addresses", hammerredis.Options{ExpiryMs: 1, Cluster: &hammerredis.ClusterConfig{}}, "Cluster.Addrs is empty"},
+		{"cluster address without a port", hammerredis.Options{ExpiryMs: 1, Cluster: &hammerredis.ClusterConfig{Addrs: []string{"no-port"}}},
+			`cluster address "no-port" is not host:port`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b, err := hammerredis.Start(tt.opts)
 			if b != nil {
 				hammerredis.Stop(b)
 			}
-			switch {
-			case !errors.Is(err, hammerredis.ErrInvalid) || b != nil:
-				t.Errorf("Start(%v) = %v, %v; want nil, ErrInvalid", tt.opts, b, err)
-			case !strings.Contains(err.Error(), tt.want):
-				t.Errorf("Start(%v) error = %q, want it to say %q", tt.opts, err, tt.want)
-			case strings.Contains(err.Error(), pw):
-				t.Errorf("Start(%v) error = %q shows the password", tt.opts, err)
-			}
+			assert.Nil(t, b, "Start(%v)", tt.opts)
+			require.ErrorIs(t, err, hammerredis.ErrInvalid, "Start(%v)", tt.opts)
+			assert.Contains(t, err.Error(), tt.want, "Start(%v)", tt.opts)
+			assert.NotContains(t, err.Error(), pw, "Start(%v) shows the password", tt.opts)
+			_, err = hammerredis.StartLink(suture.NewSimple("x"), tt.opts)
+			assert.ErrorIs(t, err, hammerredis.ErrInvalid, "StartLink(%v)", tt.opts)
 		})
 	}
+	_, err := hammerredis.StartLink(nil, hammerredis.Options{ExpiryMs: 1})
+	assert.ErrorIs(t, err, hammerredis.ErrInvalid, "StartLink(nil, ...)")
 }
 
 // TestOptionBounds: each numeric option past its bound fails at New with
@@ -159,12 +175,9 @@ func TestOptionBounds(t *testing.T) {
 				require.NotNil(t, b)
 				return
 			}
-			if !errors.Is(err, hammerredis.ErrInvalid) || b != nil {
-				t.Fatalf("New(%.200v) = %v, %v; want nil, ErrInvalid", tt.opts, b, err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("New(%.200v) error = %q, want it to say %q", tt.opts, err, tt.want)
-			}
+			require.Nil(t, b, "New(%.200v)", tt.opts)
+			require.ErrorIs(t, err, hammerredis.ErrInvalid, "New(%.200v)", tt.opts)
+			assert.Contains(t, err.Error(), tt.want, "New(%.200v)", tt.opts)
 		})
 	}
 
@@ -221,27 +234,20 @@ func FuzzOptions(f *testing.F) {
 			opts.RedisURL = scheme + "://" + user + ":" + secret + "@" + hostport + path
 		}
 		b, err := hammerredis.New(opts)
-		if (err == nil) != (b != nil) {
-			t.Fatalf("New(%v) = %v, %v: want a backend or an error", opts, b, err)
-		}
+		require.NotEqual(t, err == nil, b == nil, "New(%v) = %v, %v: want a backend or an error", opts, b, err)
 		shown := []string{fmt.Sprint(opts), fmt.Sprintf("%+v", opts), fmt.Sprintf("%#v", opts)}
 		if err != nil {
-			if !errors.Is(err, hammerredis.ErrInvalid) {
-				t.Fatalf("New(%v) error %v is not ErrInvalid", opts, err)
-			}
+			require.ErrorIs(t, err, hammerredis.ErrInvalid, "New(%v)", opts)
 			shown = append(shown, err.Error())
 		} else {
 			shown = append(shown, b.String())
 			defer hammerredis.Stop(b)
-			switch {
-			case expiryMs <= 0, poolSize < 0, poolSize > hammerredis.MaxPoolSize, port < 0, port > 65535, db < 0:
-				t.Fatalf("New(%v) = nil error; want ErrInvalid", opts)
-			}
+			require.False(t, expiryMs <= 0 || poolSize < 0 || poolSize > hammerredis.MaxPoolSize || port < 0 || port > 65535 || db < 0,
+				"New(%v) = nil error; want ErrInvalid", opts)
 		}
 		for _, s := range shown {
-			if strings.Contains(s, head) || strings.Contains(s, tail) {
-				t.Fatalf("the password %q shows in %q", secret, s)
-			}
+			require.NotContains(t, s, head, "the password %q shows", secret)
+			require.NotContains(t, s, tail, "the password %q shows", secret)
 		}
 	})
 }
@@ -253,53 +259,4 @@ func TestUnixSocketAndDatabase(t *testing.T) {
 	assert.Equal(t, int64(1), testenv.Do(t, f.Admin, "EXISTS", f.Key("u", 1)))
 	testenv.Do(t, f.Admin, "SELECT", 0)
 	assert.Equal(t, int64(0), testenv.Do(t, f.Admin, "EXISTS", f.Key("u", 1)))
-}
-
-func TestOptionErrors(t *testing.T) {
-	const pw = "hunter2-secret"
-	for _, tt := range []struct {
-		name string
-		opts hammerredis.Options
-		want string
-	}{
-		{"missing expiry", hammerredis.Options{}, "ExpiryMs"},
-		{"negative expiry", hammerredis.Options{ExpiryMs: -1}, "ExpiryMs"},
-		{"unknown scheme", hammerredis.Options{ExpiryMs: 1, RedisURL: "http://:" + pw + "@h:1"}, `unknown scheme "http"`},
-		{"no scheme", hammerredis.Options{ExpiryMs: 1, RedisURL: "localhost:6379"}, "scheme"},
-		{"bad port", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://:" + pw + "@h:99999"}, "port"},
-		{"port not a number", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://u:" + pw + "@h:abc"}, "port"},
-		{"bad database", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://:" + pw + "@h:1/x"}, "database"},
-		{"bad escape in password", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://u:%zz" + pw + "@h:1"}, "password"},
-		{"malformed", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://:" + pw + "@[::1"}, "RedisURL"},
-		{"query", hammerredis.Options{ExpiryMs: 1, RedisURL: "redis://h/0?timeout=1"}, "query"},
-		{"config port", hammerredis.Options{ExpiryMs: 1, RedisConfig: &hammerredis.RedisConfig{Port: 70000, Password: pw}}, "port 70000"},
-		{"negative database", hammerredis.Options{ExpiryMs: 1, RedisConfig: &hammerredis.RedisConfig{Database: -1}}, "database"},
-		{"user without password", hammerredis.Options{ExpiryMs: 1, RedixConfig: &hammerredis.RedisConfig{Username: "u"}}, "Password"},
-		{"negative timeout", hammerredis.Options{ExpiryMs: 1, CallTimeout: -1}, "CallTimeout"},
-		{"backoff order", hammerredis.Options{ExpiryMs: 1, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := hammerredis.Start(tt.opts)
-			require.Error(t, err)
-			assert.Nil(t, b)
-			assert.ErrorIs(t, err, hammerredis.ErrInvalid)
-			assert.Contains(t, err.Error(), tt.want)
-			assert.NotContains(t, err.Error(), pw)
-			_, err = hammerredis.StartLink(suture.NewSimple("x"), tt.opts)
-			assert.ErrorIs(t, err, hammerredis.ErrInvalid)
-		})
-	}
-	_, err := hammerredis.StartLink(nil, hammerredis.Options{ExpiryMs: 1})
-	assert.ErrorIs(t, err, hammerredis.ErrInvalid)
-}
-
-func TestPoolOptionsValidated(t *testing.T) {
-	for _, opts := range []hammerredis.Options{
-		{ExpiryMs: 1, PoolSize: -1},
-		{ExpiryMs: 1, PoolSize: hammerredis.MaxPoolSize + 1},
-		{ExpiryMs: 1, MaxPipeline: -1},
-	} {
-		_, err := hammerredis.New(opts)
-		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "%v", opts)
-	}
 }
