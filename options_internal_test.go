@@ -2,11 +2,12 @@ package hammerredis
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRedisConfigFromOptions(t *testing.T) {
@@ -47,12 +48,13 @@ func TestRedisConfigFromOptions(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.opts.redisConfig()
-			if err != nil {
-				t.Fatalf("redisConfig() error: %v", err)
-			}
-			if got.String() != tt.want.String() || got.Password != tt.want.Password ||
-				(got.TLS == nil) != (tt.want.TLS == nil) || (tt.want.TLS != nil && got.TLS.ServerName != tt.want.TLS.ServerName) {
-				t.Errorf("redisConfig() =\n %v (password %q)\nwant\n %v (password %q)", got, got.Password, tt.want, tt.want.Password)
+			require.NoError(t, err, "redisConfig()")
+			assert.Equal(t, tt.want.String(), got.String(), "redisConfig()")
+			assert.Equal(t, tt.want.Password, got.Password, "redisConfig().Password")
+			if tt.want.TLS == nil {
+				assert.Nil(t, got.TLS, "redisConfig().TLS")
+			} else if assert.NotNil(t, got.TLS, "redisConfig().TLS") {
+				assert.Equal(t, tt.want.TLS.ServerName, got.TLS.ServerName, "redisConfig().TLS.ServerName")
 			}
 		})
 	}
@@ -60,13 +62,9 @@ func TestRedisConfigFromOptions(t *testing.T) {
 
 func TestDialTarget(t *testing.T) {
 	tcp := RedisConfig{Host: "::1", Port: 7000}.target()
-	if tcp.network != "tcp" || tcp.address != "[::1]:7000" {
-		t.Errorf("target() = %s %s, want tcp [::1]:7000", tcp.network, tcp.address)
-	}
+	assert.Equal(t, "tcp [::1]:7000", tcp.network+" "+tcp.address, "target()")
 	unix := RedisConfig{Host: "h", Port: 1, SocketPath: "/s"}.target()
-	if unix.network != "unix" || unix.address != "/s" {
-		t.Errorf("target() = %s %s, want unix /s: a socket path wins", unix.network, unix.address)
-	}
+	assert.Equal(t, "unix /s", unix.network+" "+unix.address, "target(): a socket path wins")
 }
 
 func TestRedactURL(t *testing.T) {
@@ -82,9 +80,7 @@ func TestRedactURL(t *testing.T) {
 		{"redis://h", "redis://h"},
 		{"not a url", "not a url"},
 	} {
-		if got := redactURL(tt.in); got != tt.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
+		assert.Equal(t, tt.want, redactURL(tt.in), "redactURL(%q)", tt.in)
 	}
 }
 
@@ -97,15 +93,13 @@ func FuzzParseRedisURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		rc, err := parseRedisURL(raw)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("parseRedisURL(%q) error %v is not ErrInvalid", raw, err)
-			}
+			require.ErrorIs(t, err, ErrInvalid, "parseRedisURL(%q)", raw)
 			return
 		}
 		other := rc
 		other.Password += "x"
-		if rc.Password != "" && rc.String() != other.String() {
-			t.Fatalf("String() %q depends on the password", rc.String())
+		if rc.Password != "" {
+			require.Equal(t, other.String(), rc.String(), "String() depends on the password")
 		}
 	})
 }
@@ -117,21 +111,14 @@ func TestSentinelOptions(t *testing.T) {
 		{Addrs: []string{"no-port"}, MasterName: "m"},
 		{Addrs: []string{"h:1"}, MasterName: "m", Username: "u"},
 	} {
-		if _, err := (Options{ExpiryMs: 1, Sentinel: c}).serverConfig(); !errors.Is(err, ErrInvalid) {
-			t.Errorf("serverConfig with Sentinel %v: error %v, want ErrInvalid", c, err)
-		}
+		_, err := (Options{ExpiryMs: 1, Sentinel: c}).serverConfig()
+		assert.ErrorIs(t, err, ErrInvalid, "serverConfig with Sentinel %v", c)
 	}
 	c := &SentinelConfig{Addrs: []string{"h:1"}, MasterName: "m", Password: "s3cret-sentinel"}
 	cfg, err := Options{ExpiryMs: 1, Sentinel: c}.serverConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Name != "m via sentinel" {
-		t.Errorf("Name = %q, want %q", cfg.Name, "m via sentinel")
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "m via sentinel", cfg.Name)
 	for _, s := range []string{fmt.Sprint(Options{Sentinel: c}), fmt.Sprintf("%#v", c), fmt.Sprintf("%+v", *c)} {
-		if strings.Contains(s, "s3cret") {
-			t.Errorf("%q shows the sentinel password", s)
-		}
+		assert.NotContains(t, s, "s3cret", "the sentinel password shows")
 	}
 }

@@ -122,8 +122,9 @@ func waitRecovered(t *testing.T, f *fixture, newMaster redis.Conn, since time.Ti
 		}
 		time.Sleep(probeEvery)
 	}
-	t.Fatalf("the backend did not count on the new master within %v of the sentinels reporting it; "+
-		"last error: %v; hits counted on the old master: %d\nlog:\n%s", sentinelRecoveryWait, last, stale, f.Log)
+	require.FailNow(t, "the backend did not count on the new master in time",
+		"within %v of the sentinels reporting it; last error: %v; hits counted on the old master: %d\nlog:\n%s",
+		sentinelRecoveryWait, last, stale, f.Log)
 	return 0, 0
 }
 
@@ -442,7 +443,7 @@ func TestSentinelFailoverLosesNoAcknowledgedHit(t *testing.T) {
 				promoting = e.at
 			}
 		case <-time.After(failoverWait):
-			t.Fatalf("no +switch-master within %v", failoverWait)
+			require.FailNow(t, "no +switch-master", "within %v", failoverWait)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), failoverWait)

@@ -230,10 +230,9 @@ func (r *chaosRun) check(t *testing.T, lag *schedLag) {
 		r.after, r.before, 100*chaosThroughputKept)
 	for k, recs := range r.recs {
 		for _, rec := range recs {
-			if rec >= recoveryLimit+lag.max() {
-				t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
-					"within about 1s of Redis being healthy", rec, r.faults[k].name, recoveryLimit, lag.max())
-			}
+			assert.Less(t, rec, recoveryLimit+lag.max(),
+				"served again after the %s; want less than %v (+ %v of scheduling lag): within about 1s of Redis being healthy",
+				r.faults[k].name, recoveryLimit, lag.max())
 		}
 	}
 	growth := int64(r.heapEnd) - int64(r.heapStart)

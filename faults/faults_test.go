@@ -246,7 +246,7 @@ func (l *faultLedger) waitAcked(t *testing.T, n int64) {
 		select {
 		case <-l.ack:
 		case <-timer.C:
-			t.Fatalf("waited %v for %d acknowledged hits, got %d", testenv.WaitLong, n, l.acked.Load())
+			require.FailNow(t, "too few acknowledged hits", "waited %v for %d, got %d", testenv.WaitLong, n, l.acked.Load())
 		}
 	}
 }
@@ -269,7 +269,7 @@ func (l *faultLedger) recoveryOf(t *testing.T, b *hammerredis.Backend, id string
 			return time.Since(healed)
 		}
 		if time.Since(healed) > testenv.WaitLong {
-			t.Fatalf("the backend did not serve again within %v of the heal: %v", testenv.WaitLong, err)
+			require.FailNow(t, "the backend did not serve again", "within %v of the heal: %v", testenv.WaitLong, err)
 		}
 		if errors.Is(err, hammerredis.ErrClosed) {
 			time.Sleep(closedCallWait)
@@ -314,32 +314,30 @@ func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) 
 			final, err = 0, nil
 		}
 		require.NoError(t, err, "HGET count of %q", id)
-		if counted := ta.acked + ta.countedErr; final < counted || final > counted+ta.unknown {
-			t.Errorf("key %q: final count %d, acknowledged %d, counted with an error %d, unknown outcome %d; "+
+		counted := ta.acked + ta.countedErr
+		assert.True(t, counted <= final && final <= counted+ta.unknown,
+			"key %q: final count %d, acknowledged %d, counted with an error %d, unknown outcome %d; "+
 				"want acked+counted <= final <= acked+counted+unknown", id, final, ta.acked, ta.countedErr, ta.unknown)
-		}
 		counts := slices.Clone(ta.counts)
 		slices.Sort(counts)
 		for i := 1; i < len(counts); i++ {
-			if counts[i] == counts[i-1] {
-				t.Errorf("key %q: count %d returned to two acknowledged hits", id, counts[i])
+			if !assert.NotEqual(t, counts[i-1], counts[i], "key %q: a count returned to two acknowledged hits", id) {
 				break
 			}
 		}
-		if len(counts) > 0 && counts[len(counts)-1] > final {
-			t.Errorf("key %q: a hit was acknowledged with count %d, but the final count is %d: hits were lost",
-				id, counts[len(counts)-1], final)
+		if len(counts) > 0 {
+			assert.LessOrEqual(t, counts[len(counts)-1], final,
+				"key %q: the highest count acknowledged against the final count: hits were lost", id)
 		}
 	}
-	if late := time.Duration(l.maxOverrun.Load()); late > faultMargin+l.lag.max() {
-		t.Errorf("%d calls returned more than %v after their deadline, the latest by %v, "+
-			"while the scheduling lag was at most %v", l.overruns.Load(), faultMargin, late, l.lag.max())
-	}
-	if n := l.unexpected.Load(); n > 0 {
-		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
+	late := time.Duration(l.maxOverrun.Load())
+	assert.LessOrEqual(t, late, faultMargin+l.lag.max(),
+		"%d calls returned more than %v after their deadline, the latest by %v, while the scheduling lag was at most %v",
+		l.overruns.Load(), faultMargin, late, l.lag.max())
+	assert.Zero(t, l.unexpected.Load(),
+		"calls that returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
 			"(or ErrRedis WRONGTYPE on a key that holds a string, or ErrRedis while an ACL right was taken away) "+
-			"or succeeded on a key that holds a string; first: %q", n, l.samples)
-	}
+			"or succeeded on a key that holds a string; first: %q", l.samples)
 }
 
 // summary describes the ledger's figures.
@@ -487,10 +485,9 @@ func (e *faultEnv) finish(t *testing.T) {
 	e.led.lag.halt()
 	e.led.check(t, connKeyDo(admin), func(id string) string { return e.f.Key(id, faultBucket) })
 	for _, r := range e.recs {
-		if r.took >= recoveryLimit+e.led.lag.max() {
-			t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
-				"within about 1s of Redis being healthy", r.took, r.what, recoveryLimit, e.led.lag.max())
-		}
+		assert.Less(t, r.took, recoveryLimit+e.led.lag.max(),
+			"served again after the %s; want less than %v (+ %v of scheduling lag): within about 1s of Redis being healthy",
+			r.what, recoveryLimit, e.led.lag.max())
 	}
 	t.Log(e.led.summary())
 	e.srv.Stop()
