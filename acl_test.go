@@ -30,7 +30,7 @@ import (
 // attempt, so that its calls fail with that attempt's reason.
 func secWaitDialFailure(t *testing.T, f *fixture) {
 	t.Helper()
-	f.Log.WaitCount(t, "cannot connect to redis", 1, testenv.WaitLong)
+	testenv.WaitDialFailures(t, f.B, 1)
 }
 
 // secCount counts a hit at the current time.
@@ -177,10 +177,10 @@ func TestACLMinimalUserWorksEndToEnd(t *testing.T) {
 			opts := tt.opts
 			opts.KeyPrefix = testenv.ACLPrefix
 			f := start(t, srv, opts)
-			f.Log.WaitCount(t, connectedMsg, max(1, opts.PoolSize), testenv.WaitLong) // logged just after connecting
+			testenv.WaitConnects(t, f.B, uint64(max(1, opts.PoolSize)))
 			assert.Zero(t, secCachedScripts(t, admin), "SCRIPT LOAD is denied, and the backend connected anyway")
 			secExercise(t, f)
-			assert.Equal(t, max(1, opts.PoolSize), f.Log.Count(connectedMsg))
+			assert.Equal(t, uint64(max(1, opts.PoolSize)), f.B.Stats().Connects)
 			secNoSecret(t, testenv.ACLPassword, f.Log.String(), fmt.Sprint(opts), f.B.String())
 		})
 	}
@@ -264,7 +264,7 @@ func TestACLMissingRightsGiveClearErrors(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 				defer cancel()
 				require.NoError(t, f.B.WaitConnected(ctx))
-				f.Log.WaitCount(t, connectedMsg, 1, testenv.WaitLong) // logged just after connecting
+				testenv.WaitConnects(t, f.B, 1)
 			}
 			err := tt.call(f.B)
 			require.Error(t, err)
@@ -282,7 +282,7 @@ func TestACLMissingRightsGiveClearErrors(t *testing.T) {
 				assert.ErrorIs(t, err, hammerredis.ErrRedis)
 				assert.True(t, f.B.Connected())
 				assert.Zero(t, f.B.Stats().Restarts)
-				assert.Equal(t, 1, f.Log.Count(connectedMsg), "one connection all along:\n%s", f.Log)
+				assert.Equal(t, uint64(1), f.B.Stats().Connects, "one connection all along:\n%s", f.Log)
 			}
 			secNoSecret(t, testenv.ACLPassword, err.Error(), f.Log.String())
 			require.NoError(t, hammerredis.Stop(f.B))
@@ -302,7 +302,7 @@ func TestACLKeyPatternExcludingThePrefix(t *testing.T) {
 
 	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix,
 		RedisURL: testenv.UserURL("redis", "elsewhere", testenv.ACLPassword, srv.Addr())})
-	f.Log.WaitCount(t, connectedMsg, 1, testenv.WaitLong) // logged just after connecting
+	testenv.WaitConnects(t, f.B, 1)
 	const noKey = "NOPERM this user has no permissions to access one of the keys used as arguments"
 	_, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "victim"}, 3)
 	assert.ErrorIs(t, err, hammerredis.ErrRedis)
@@ -318,7 +318,7 @@ func TestACLKeyPatternExcludingThePrefix(t *testing.T) {
 	assert.Zero(t, n)
 	assert.Equal(t, before, secScanAll(t, admin), "nothing was written or deleted")
 	assert.True(t, f.B.Connected())
-	assert.Equal(t, 1, f.Log.Count(connectedMsg))
+	assert.Equal(t, uint64(1), f.B.Stats().Connects)
 
 	// The same user, with the prefix its key pattern allows, works.
 	g := start(t, srv, hammerredis.Options{KeyPrefix: "Other:",
@@ -348,7 +348,7 @@ func TestACLAuthenticationFailures(t *testing.T) {
 			opts := tt.opts
 			opts.KeyPrefix = testenv.ACLPrefix
 			f := startNoWait(t, srv, opts)
-			f.Log.WaitCount(t, "cannot connect to redis", 2, testenv.WaitLong) // and it keeps trying
+			testenv.WaitDialFailures(t, f.B, 2) // and it keeps trying
 			_, err := secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "x"})
 			require.ErrorIs(t, err, hammerredis.ErrClosed)
 			assert.ErrorContains(t, err, "WRONGPASS")
@@ -409,7 +409,7 @@ func TestTLSEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, int64(1), deleted)
 			killClient(t, a, name)
-			f.Log.WaitCount(t, connectedMsg, 2, testenv.WaitLong) // redials over TLS
+			testenv.WaitConnects(t, f.B, 2) // redials over TLS
 			n, err = secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "tls"})
 			require.NoError(t, err)
 			assert.Equal(t, int64(1), n)

@@ -156,7 +156,7 @@ func TestPoolSpreadsIDsOverItsConnections(t *testing.T) {
 
 	// One connection dies: only its server redials, and every id still counts.
 	killClient(t, f.Admin, "pool")
-	f.Log.WaitCount(t, connectedMsg, 5, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 5)
 	require.NoError(t, f.B.WaitConnected(context.Background()))
 	for _, id := range ids {
 		_, err := f.B.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 2, ID: id}, 1)
@@ -282,5 +282,5 @@ func TestScriptErrorsUnderLoadKeepThePipeline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 128, count)
 	assert.Zero(t, f.B.Stats().InAir)
-	assert.Equal(t, 1, f.Log.Count(connectedMsg), "one connection all along")
+	assert.Equal(t, uint64(1), f.B.Stats().Connects, "one connection all along")
 }

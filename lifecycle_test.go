@@ -356,14 +356,14 @@ func TestStartWhileRedisDownThenRecover(t *testing.T) {
 	// A call that waited would get ErrTimeout; ErrClosed means it did not.
 	_, err := f.B.CountHit(ctx, hammerredis.BucketKey{ID: "down"}, 1)
 	require.ErrorIs(t, err, hammerredis.ErrClosed)
-	f.Log.WaitCount(t, "cannot connect to redis", 2, testenv.WaitLong) // retried
+	testenv.WaitDialFailures(t, f.B, 2) // retried
 	_, err = f.B.CountHit(ctx, hammerredis.BucketKey{ID: "down"}, 1)
 	require.ErrorIs(t, err, hammerredis.ErrClosed)
 	assert.ErrorContains(t, err, "connection refused", "ErrClosed says why")
 
 	require.NoError(t, srv.Restart())
 	up := time.Now()
-	f.Log.WaitCount(t, connectedMsg, 1, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 1)
 	recovery := time.Since(up)
 	t.Logf("connected %v after redis-server was ready", recovery)
 	assert.Less(t, recovery, 3*time.Second, "with MaxBackoff 1s, the backend redials within about a second")
@@ -379,9 +379,9 @@ func TestReconnectAfterRedisRestart(t *testing.T) {
 	assert.Equal(t, int64(1), hit(t, f.B, "r"))
 
 	require.NoError(t, srv.Restart()) // SIGKILL, then a new process
-	f.Log.WaitCount(t, connectedMsg, 2, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 2)
 	assert.Equal(t, int64(1), hit(t, f.B, "r"), "a fresh server: the data is gone, the backend is back")
-	assert.GreaterOrEqual(t, f.Log.Count("connection to redis lost"), 1)
+	assert.GreaterOrEqual(t, f.B.Stats().Restarts, uint64(1), "the connection was lost")
 	assert.GreaterOrEqual(t, f.Log.Count("service ended"), 1, "the supervisor logged the restart:\n%s", f.Log)
 	st := f.B.Stats()
 	assert.True(t, st.Connected)
@@ -409,7 +409,7 @@ func TestRequestInFlightGetsErrDisconnectedAndIsNotResent(t *testing.T) {
 	assert.ErrorIs(t, err, hammerredis.ErrDisconnected)
 	testenv.Do(t, f.Admin, "CLIENT", "UNPAUSE")
 
-	f.Log.WaitCount(t, connectedMsg, 2, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 2)
 	assert.Equal(t, "1", fmt.Sprintf("%s", testenv.Do(t, f.Admin, "HGET", f.Key("f", 1), "count")),
 		"the hit in flight was not re-sent")
 	assert.Equal(t, int64(2), hit(t, f.B, "f"))
@@ -420,7 +420,7 @@ func TestIdleConnectionKilledIsReplacedByHealthCheck(t *testing.T) {
 	srv := redistest.New(t)
 	f := start(t, srv, hammerredis.Options{RedixConfig: named("idle"), HealthCheckInterval: 50 * time.Millisecond})
 	killClient(t, f.Admin, "idle")
-	f.Log.WaitCount(t, connectedMsg, 2, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 2)
 	assert.Equal(t, int64(1), hit(t, f.B, "idle"))
 }
 
@@ -454,7 +454,7 @@ func TestTimeoutsAndAbandonedCallsAreNeverSent(t *testing.T) {
 	testenv.Do(t, f.Admin, "CLIENT", "UNPAUSE")
 	// The first hit ran when Redis resumed; the three abandoned ones never do.
 	assert.Equal(t, int64(2), hit(t, f.B, "t"))
-	assert.Equal(t, 1, f.Log.Count(connectedMsg), "a timeout in the caller leaves the connection alone")
+	assert.Equal(t, uint64(1), f.B.Stats().Connects, "a timeout in the caller leaves the connection alone")
 }
 
 func TestFrozenRedisCallsReturnByTheirDeadline(t *testing.T) {
@@ -479,9 +479,9 @@ func TestFrozenRedisCallsReturnByTheirDeadline(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	f.Log.WaitCount(t, "connection to redis lost", 1, testenv.WaitLong) // the read timeout
+	testenv.WaitRestarts(t, f.B, 1) // the read timeout
 	require.NoError(t, srv.Signal(syscall.SIGCONT))
-	f.Log.WaitCount(t, connectedMsg, 2, testenv.WaitLong)
+	testenv.WaitConnects(t, f.B, 2)
 	_, err := f.B.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 2, ID: "after"}, 1)
 	require.NoError(t, err)
 }
@@ -515,7 +515,7 @@ func TestStartLinkLivesAndDiesWithItsTree(t *testing.T) {
 	b, err := hammerredis.StartLink(sup, hammerredis.Options{ExpiryMs: 1000, RedisURL: redisURL,
 		KeyPrefix: f.Prefix, Logger: f.Log.Logger()})
 	require.NoError(t, err)
-	f.Log.WaitCount(t, connectedMsg, 1, testenv.WaitLong)
+	testenv.WaitConnects(t, b, 1)
 	assert.Equal(t, int64(1), hit(t, b, "l"))
 	assert.Contains(t, sup.Services(), suture.Service(b))
 
@@ -536,7 +536,7 @@ func TestStopRemovesALinkedBackendFromItsTree(t *testing.T) {
 	b, err := hammerredis.StartLink(sup, hammerredis.Options{ExpiryMs: 1000, RedisURL: redisURL,
 		KeyPrefix: testenv.Prefix(t), Logger: rec.Logger()})
 	require.NoError(t, err)
-	rec.WaitCount(t, connectedMsg, 1, testenv.WaitLong)
+	testenv.WaitConnects(t, b, 1)
 	require.NoError(t, hammerredis.Stop(b))
 	assert.NotContains(t, sup.Services(), suture.Service(b))
 	_, err = b.CountHit(context.Background(), hammerredis.BucketKey{ID: "x"}, 1)

@@ -201,7 +201,7 @@ func TestSentinelUnknownMasterName(t *testing.T) {
 	}
 	g := redistest.NewSentinelGroup(t)
 	f := startViaSentinel(t, &hammerredis.SentinelConfig{Addrs: g.SentinelAddrs(), MasterName: "nosuchmaster"})
-	f.WaitStats(t, "a failed connection attempt", func(st hammerredis.Stats) bool { return st.DialFailures > 0 })
+	testenv.WaitDialFailures(t, f.B, 1)
 	err := hitErr(f.B)
 	require.ErrorIs(t, err, hammerredis.ErrClosed)
 	assert.ErrorContains(t, err, `"nosuchmaster"`, "ErrClosed names the master it looked for")
@@ -212,7 +212,7 @@ func TestSentinelUnknownMasterName(t *testing.T) {
 func TestSentinelAllSentinelsUnreachable(t *testing.T) {
 	addrs := []string{deadAddr(t), deadAddr(t)}
 	f := startViaSentinel(t, &hammerredis.SentinelConfig{Addrs: addrs, MasterName: "mymaster"})
-	f.WaitStats(t, "a failed connection attempt", func(st hammerredis.Stats) bool { return st.DialFailures > 0 })
+	testenv.WaitDialFailures(t, f.B, 1)
 	err := hitErr(f.B)
 	require.ErrorIs(t, err, hammerredis.ErrClosed)
 	for _, a := range addrs {

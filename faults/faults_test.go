@@ -508,24 +508,16 @@ func (e *faultEnv) healed(t *testing.T, what string, healed time.Time) {
 	t.Logf("served again %v after the %s", e.recovered(t, what, healed).Round(time.Millisecond), what)
 }
 
-// waitStats waits until the backend's Stats satisfy ok.
-func (e *faultEnv) waitStats(t *testing.T, what string, ok func(hammerredis.Stats) bool) {
-	t.Helper()
-	e.f.WaitStats(t, what, ok)
-}
-
 // waitLost waits until the backend lost a connection since before.
 func (e *faultEnv) waitLost(t *testing.T, before hammerredis.Stats) {
 	t.Helper()
-	e.waitStats(t, "a connection lost", func(st hammerredis.Stats) bool { return st.Restarts > before.Restarts })
+	testenv.WaitRestarts(t, e.f.B, before.Restarts+1)
 }
 
 // waitDialFailed waits until a connection attempt failed since before.
 func (e *faultEnv) waitDialFailed(t *testing.T, before hammerredis.Stats) {
 	t.Helper()
-	e.waitStats(t, "a failed connection attempt", func(st hammerredis.Stats) bool {
-		return st.DialFailures > before.DialFailures
-	})
+	testenv.WaitDialFailures(t, e.f.B, before.DialFailures+1)
 }
 
 // TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff cuts the connection
@@ -546,7 +538,7 @@ func TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff(t *testing.T) {
 		rec := e.led.recovery(t, e.f.B, cut)
 		t.Logf("cut %d: served again after %v", i+1, rec.Round(time.Millisecond))
 		worst = max(worst, rec)
-		e.waitStats(t, "a new connection", func(st hammerredis.Stats) bool { return st.Connects > before.Connects })
+		testenv.WaitConnects(t, e.f.B, before.Connects+1)
 	}
 	assert.Less(t, worst, time.Second, "served again within 1s of a cut, Redis healthy all along; paused restarts: %d",
 		e.f.Log.Count("pausing restarts"))

@@ -139,12 +139,25 @@ func WaitWithin(t *testing.T, within time.Duration, what string, ok func() bool)
 	}
 }
 
-// WaitStats polls f's Stats until ok holds, for the connection events that
-// the backend counts (Connects, Restarts, DialFailures); it fails the test
-// after WaitLong.
-func (f *Fixture) WaitStats(t *testing.T, what string, ok func(hammerredis.Stats) bool) {
+// WaitConnects waits until b has made at least n connections
+// (Stats().Connects), or fails the test after WaitLong.
+func WaitConnects(t *testing.T, b *hammerredis.Backend, n uint64) {
 	t.Helper()
-	WaitUntil(t, what, func() bool { return ok(f.B.Stats()) })
+	WaitUntil(t, fmt.Sprintf("%d connections made", n), func() bool { return b.Stats().Connects >= n })
+}
+
+// WaitDialFailures waits until at least n of b's connection attempts have
+// failed (Stats().DialFailures), or fails the test after WaitLong.
+func WaitDialFailures(t *testing.T, b *hammerredis.Backend, n uint64) {
+	t.Helper()
+	WaitUntil(t, fmt.Sprintf("%d failed connection attempts", n), func() bool { return b.Stats().DialFailures >= n })
+}
+
+// WaitRestarts waits until b has lost at least n connections
+// (Stats().Restarts), or fails the test after WaitLong.
+func WaitRestarts(t *testing.T, b *hammerredis.Backend, n uint64) {
+	t.Helper()
+	WaitUntil(t, fmt.Sprintf("%d connections lost", n), func() bool { return b.Stats().Restarts >= n })
 }
 
 // Unique returns a number never returned before in this test binary, for
