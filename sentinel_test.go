@@ -51,17 +51,9 @@ func startViaSentinel(t *testing.T, sc *hammerredis.SentinelConfig) *fixture {
 // set.
 func startSentinelOpts(t *testing.T, opts hammerredis.Options) *fixture {
 	t.Helper()
-	f := &fixture{Log: logtest.New(), Prefix: testenv.Prefix(t)}
-	opts.ExpiryMs = 60_000
 	// Never the system Redis on :6379, were Sentinel ever ignored.
 	opts.RedisURL = "redis://" + deadAddr(t)
-	opts.KeyPrefix = f.Prefix
-	opts.Logger = f.Log.Logger()
-	b, err := hammerredis.Start(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { hammerredis.Stop(b) })
-	f.B = b
-	return f
+	return testenv.StartNoWait(t, nil, opts)
 }
 
 // startOnGroup is startViaSentinel on g's sentinels and master name, waiting
@@ -69,9 +61,7 @@ func startSentinelOpts(t *testing.T, opts hammerredis.Options) *fixture {
 func startOnGroup(t *testing.T, g *redistest.SentinelGroup) *fixture {
 	t.Helper()
 	f := startViaSentinel(t, &hammerredis.SentinelConfig{Addrs: g.SentinelAddrs(), MasterName: g.MasterName()})
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
-	defer cancel()
-	require.NoError(t, f.B.WaitConnected(ctx), "log:\n%s", f.Log)
+	f.WaitConnected(t)
 	return f
 }
 

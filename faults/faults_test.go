@@ -545,21 +545,32 @@ func TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff(t *testing.T) {
 	e.finish(t)
 }
 
+// underLoad starts the callers, strikes a fault with fault, which waits
+// until the backend noticed it (its Stats were before), heals it and returns
+// when it healed; then checks that the backend served again soon after and
+// the callers are served too, halts them and finishes.
+func (e *faultEnv) underLoad(t *testing.T, what string, fault func(before hammerredis.Stats) (healed time.Time)) {
+	t.Helper()
+	ld := e.load(t, nil)
+	healed := fault(e.f.B.Stats())
+	e.healed(t, what, healed)
+	e.led.waitAcked(t, e.led.acked.Load()+100) // the callers are served too
+	ld.halt()
+	e.finish(t)
+}
+
 func TestFaultCutEveryConnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a fault test takes seconds: make test runs it")
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	require.Equal(t, 1, e.proxy.Cut(), "the backend's one connection")
-	cut := time.Now()
-	e.waitLost(t, before)
-	e.healed(t, "cut", cut)
-	e.led.waitAcked(t, e.led.acked.Load()+100) // the callers are served too
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "cut", func(before hammerredis.Stats) time.Time {
+		require.Equal(t, 1, e.proxy.Cut(), "the backend's one connection")
+		cut := time.Now()
+		e.waitLost(t, before)
+		return cut
+	})
 }
 
 func TestFaultBlackhole(t *testing.T) {
@@ -568,17 +579,15 @@ func TestFaultBlackhole(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	e.proxy.SetBlackhole(true)
-	// The read timeout ends the connection; a redial, accepted but never
-	// answered, fails too.
-	e.waitLost(t, before)
-	e.waitDialFailed(t, before)
-	e.proxy.SetBlackhole(false)
-	e.healed(t, "blackhole", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "blackhole", func(before hammerredis.Stats) time.Time {
+		e.proxy.SetBlackhole(true)
+		// The read timeout ends the connection; a redial, accepted but
+		// never answered, fails too.
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		e.proxy.SetBlackhole(false)
+		return time.Now()
+	})
 }
 
 func TestFaultLatencyBeyondReadTimeout(t *testing.T) {
@@ -587,15 +596,13 @@ func TestFaultLatencyBeyondReadTimeout(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	e.proxy.SetLatency(faultIOTimeout) // a round trip takes twice that
-	e.waitLost(t, before)
-	e.waitDialFailed(t, before)
-	e.proxy.SetLatency(0)
-	e.healed(t, "latency", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "latency", func(before hammerredis.Stats) time.Time {
+		e.proxy.SetLatency(faultIOTimeout) // a round trip takes twice that
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		e.proxy.SetLatency(0)
+		return time.Now()
+	})
 }
 
 func TestFaultResetMidReply(t *testing.T) {
@@ -619,19 +626,16 @@ func TestFaultResetMidReply(t *testing.T) {
 		"3 acknowledged hits and the one reset mid-reply, counted once")
 
 	// The same under load.
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	done = e.proxy.ResetNextReply()
-	select {
-	case <-done:
-	case <-time.After(testenv.WaitLong):
-		t.Fatal("no reply went through the proxy")
-	}
-	reset := time.Now()
-	e.waitLost(t, before)
-	e.healed(t, "reset under load", reset)
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "reset under load", func(before hammerredis.Stats) time.Time {
+		select {
+		case <-e.proxy.ResetNextReply():
+		case <-time.After(testenv.WaitLong):
+			require.FailNow(t, "no reply went through the proxy")
+		}
+		reset := time.Now()
+		e.waitLost(t, before)
+		return reset
+	})
 }
 
 func TestFaultSIGKILLWithAppendFsyncAlways(t *testing.T) {
@@ -640,15 +644,13 @@ func TestFaultSIGKILLWithAppendFsyncAlways(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{AppendOnly: true}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	e.srv.Kill()
-	e.waitLost(t, before)
-	require.NoError(t, e.srv.Restart()) // reloads the append-only file
-	e.healed(t, "SIGKILL and restart", time.Now())
-	ld.halt()
-	// check: every acknowledged hit survived the SIGKILL.
-	e.finish(t)
+	// finish checks that every acknowledged hit survived the SIGKILL.
+	e.underLoad(t, "SIGKILL and restart", func(before hammerredis.Stats) time.Time {
+		e.srv.Kill()
+		e.waitLost(t, before)
+		require.NoError(t, e.srv.Restart()) // reloads the append-only file
+		return time.Now()
+	})
 }
 
 func TestFaultSIGSTOPThenSIGCONT(t *testing.T) {
@@ -657,15 +659,13 @@ func TestFaultSIGSTOPThenSIGCONT(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	before := e.f.B.Stats()
-	require.NoError(t, e.srv.Signal(syscall.SIGSTOP))
-	e.waitLost(t, before)
-	e.waitDialFailed(t, before)
-	require.NoError(t, e.srv.Signal(syscall.SIGCONT))
-	e.healed(t, "SIGSTOP and SIGCONT", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "SIGSTOP and SIGCONT", func(before hammerredis.Stats) time.Time {
+		require.NoError(t, e.srv.Signal(syscall.SIGSTOP))
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		require.NoError(t, e.srv.Signal(syscall.SIGCONT))
+		return time.Now()
+	})
 }
 
 // schedLag measures the process's own scheduling delay: how late a

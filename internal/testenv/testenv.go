@@ -44,13 +44,16 @@ func Start(t *testing.T, srv *redistest.Server, opts hammerredis.Options) *Fixtu
 
 // StartNoWait is Start without the wait for the connection. The backend is
 // stopped when the test ends. Unset, ExpiryMs is a minute, RedisURL srv's
-// and KeyPrefix Prefix(t).
+// and KeyPrefix Prefix(t). srv may be nil when opts find the server
+// otherwise (Sentinel, Cluster) and set RedisURL; f.Admin is nil then.
 func StartNoWait(t *testing.T, srv *redistest.Server, opts hammerredis.Options) *Fixture {
 	t.Helper()
 	f := &Fixture{Log: logtest.New(), Srv: srv}
-	if c, err := srv.Dial(); err == nil { // not while the server is down
-		t.Cleanup(func() { c.Close() })
-		f.Admin = c
+	if srv != nil {
+		if c, err := srv.Dial(); err == nil { // not while the server is down
+			t.Cleanup(func() { c.Close() })
+			f.Admin = c
+		}
 	}
 	if opts.ExpiryMs == 0 {
 		opts.ExpiryMs = 60_000
@@ -58,6 +61,7 @@ func StartNoWait(t *testing.T, srv *redistest.Server, opts hammerredis.Options) 
 	// Always the test's server: the library's default is the system Redis
 	// on 127.0.0.1:6379, which tests must never touch.
 	if opts.RedisURL == "" {
+		require.NotNil(t, srv, "StartNoWait without a server needs a RedisURL")
 		opts.RedisURL = srv.URL()
 	}
 	if opts.KeyPrefix == "" {
