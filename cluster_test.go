@@ -29,19 +29,9 @@ import (
 func startOnCluster(t *testing.T, c *redistest.Cluster) (*hammerredis.Backend, *logtest.Recorder) {
 	t.Helper()
 	log := logtest.New()
-	b, err := hammerredis.Start(hammerredis.Options{
-		ExpiryMs: 60_000,
-		Cluster:  &hammerredis.ClusterConfig{Addrs: c.Addrs()[:2]},
-		// Never the system Redis, should the cluster setting be ignored.
-		RedisURL: "redis://127.0.0.1:1",
-		Logger:   log.Logger(),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { hammerredis.Stop(b) })
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
-	defer cancel()
-	require.NoError(t, b.WaitConnected(ctx))
-	return b, log
+	opts := clusterOpts(t, c, log)
+	opts.KeyPrefix = "" // the default, which these tests' keys use
+	return startCluster(t, opts), log
 }
 
 func TestClusterCountsOnEveryMaster(t *testing.T) {
