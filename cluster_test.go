@@ -627,7 +627,7 @@ func TestClusterWaitConnectedEndsAtStop(t *testing.T) {
 	case err := <-done:
 		assert.ErrorIs(t, err, hammerredis.ErrStopped)
 	case <-time.After(time.Second):
-		t.Fatal("WaitConnected still waits a second after Stop")
+		require.FailNow(t, "WaitConnected still waits a second after Stop")
 	}
 	assert.ErrorIs(t, b.WaitConnected(ctx), hammerredis.ErrStopped)
 	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)

@@ -94,8 +94,8 @@ func hammerIDs(t *testing.T, b *hammerredis.Backend, ids []string, callers, hits
 			defer wg.Done()
 			for i := range hits {
 				id := ids[(c+i)%len(ids)]
-				if _, err := b.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: id}, int64(i)); err != nil {
-					t.Error(err)
+				_, err := b.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 1, ID: id}, int64(i))
+				if !assert.NoError(t, err, "CountHit(%q)", id) {
 					return
 				}
 			}

@@ -356,7 +356,7 @@ func TestChaos(t *testing.T) {
 			select {
 			case <-proxy.ResetNextReply():
 			case <-time.After(testenv.WaitLong):
-				t.Fatal("no reply went through the proxy")
+				require.FailNow(t, "no reply went through the proxy")
 			}
 		})},
 		{"SIGKILL+restart", disrupt(func(_ *rand.Rand, hold time.Duration) {
@@ -441,7 +441,7 @@ func (d *chaosDeletes) wait(t *testing.T) {
 	case r := <-d.pending:
 		d.done = append(d.done, r)
 	case <-time.After(testenv.WaitLong):
-		t.Fatal("DeleteBuckets still runs after DeleteBucketsTimeout")
+		require.FailNow(t, "DeleteBuckets still runs after DeleteBucketsTimeout")
 	}
 	d.pending = nil
 }

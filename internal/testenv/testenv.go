@@ -137,7 +137,7 @@ func WaitWithin(t *testing.T, within time.Duration, what string, ok func() bool)
 	deadline := time.Now().Add(within)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited %v until %s", within, what)
+			require.FailNow(t, "waited "+within.String()+" until "+what)
 		}
 		time.Sleep(time.Millisecond)
 	}
