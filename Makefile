@@ -12,7 +12,7 @@ MODULES  := contrib/prometheus bench
 # Length of make chaos (a Go duration).
 CHAOS    ?= 20s
 
-.PHONY: all help test check-fmt vet fmt ensure-redis demo fuzz bench chaos
+.PHONY: all help test check check-fmt vet fmt ensure-redis demo fuzz bench chaos
 
 all: test
 
@@ -28,9 +28,17 @@ test: ensure-redis check-fmt vet
 		(cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
 	done
 
-## chaos: 64 callers under random faults for CHAOS (20s) each, with -race, printing the figures: TestChaos (cuts, resets, blackholes, latency, redis-server SIGKILL and SIGSTOP, SCRIPT FLUSH, ACL rights taken away, DeleteBuckets through 300k keys; keys of another type among the hot keys), then TestChaosCluster (slot migrations, a master frozen, SCRIPT FLUSH); make test runs 3s and 2s of them.
+## check: the fast inner loop (under a minute): gofmt -s, go vet, then go test -short, which skips the tests that take seconds each (faults and chaos, the cluster and sentinel harnesses, the largest keyspaces); make test runs everything.
+check: ensure-redis check-fmt vet
+	$(GO) test -short -shuffle=on -count=1 ./...
+	@set -e; for m in $(MODULES); do \
+		echo "cd $$m && $(GO) test -short -shuffle=on -count=1 ./..."; \
+		(cd $$m && $(GO) test -short -shuffle=on -count=1 ./...); \
+	done
+
+## chaos: 64 callers under random faults for CHAOS (20s) each, with -race, printing the figures: TestChaos (cuts, resets, blackholes, latency, redis-server SIGKILL and SIGSTOP, SCRIPT FLUSH, ACL rights taken away, DeleteBuckets through 300k keys; keys of another type among the hot keys), then TestChaosCluster (slot migrations, a master frozen, SCRIPT FLUSH); make test runs 3s and 2s of them, make check none.
 chaos: ensure-redis
-	HAMMERREDIS_CHAOS=$(CHAOS) $(GO) test -race -count=1 -run '^TestChaos(Cluster)?$$' -v .
+	HAMMERREDIS_CHAOS=$(CHAOS) $(GO) test -race -count=1 -run '^TestChaos(Cluster)?$$' -v ./faults
 
 ## ensure-redis: install redis-server when it is missing and apt-get can.
 ensure-redis:

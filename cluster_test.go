@@ -1,5 +1,9 @@
 package hammerredis_test
 
+// Redis Cluster: a backend on a private cluster of three masters (with
+// replicas unless said otherwise) counts on every master, follows MOVED and
+// ASK, and survives a failover.
+
 import (
 	"context"
 	"fmt"
@@ -16,6 +20,7 @@ import (
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/testenv"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -24,22 +29,15 @@ import (
 func startOnCluster(t *testing.T, c *redistest.Cluster) (*hammerredis.Backend, *logtest.Recorder) {
 	t.Helper()
 	log := logtest.New()
-	b, err := hammerredis.Start(hammerredis.Options{
-		ExpiryMs: 60_000,
-		Cluster:  &hammerredis.ClusterConfig{Addrs: c.Addrs()[:2]},
-		// Never the system Redis, should the cluster setting be ignored.
-		RedisURL: "redis://127.0.0.1:1",
-		Logger:   log.Logger(),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { hammerredis.Stop(b) })
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	require.NoError(t, b.WaitConnected(ctx))
-	return b, log
+	opts := clusterOpts(t, c, log)
+	opts.KeyPrefix = "" // the default, which these tests' keys use
+	return startCluster(t, opts), log
 }
 
 func TestClusterCountsOnEveryMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, _ := startOnCluster(t, c)
 	ctx := context.Background()
@@ -91,6 +89,9 @@ func TestClusterCountsOnEveryMaster(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, log := startOnCluster(t, c)
 	ctx := context.Background()
@@ -110,7 +111,7 @@ func TestClusterFailover(t *testing.T) {
 	healthy := time.Now()
 
 	// No event says "the backend sees the new master": poll with short calls.
-	deadline := time.Now().Add(waitLong)
+	deadline := time.Now().Add(testenv.WaitLong)
 	var n int64
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -128,30 +129,23 @@ func TestClusterFailover(t *testing.T) {
 	assert.Less(t, time.Since(healthy), 3*time.Second, "within a slot-map refresh and a dial")
 }
 
-func TestClusterOptionsValidated(t *testing.T) {
-	for _, c := range []*hammerredis.ClusterConfig{{}, {Addrs: []string{"no-port"}}} {
-		_, err := hammerredis.New(hammerredis.Options{ExpiryMs: 1, Cluster: c})
-		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "%v", c)
-	}
-}
-
 func TestHashTagKeys(t *testing.T) {
 	f := start(t, nil, hammerredis.Options{HashTagKeys: true})
 	ctx := context.Background()
 	for bucket := range int64(3) {
-		_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: bucket, ID: "user:1"}, 1)
+		_, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: bucket, ID: "user:1"}, 1)
 		require.NoError(t, err)
 	}
-	_, err := f.b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "user:1:x"}, 1)
+	_, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "user:1:x"}, 1)
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), do(t, f.admin, "EXISTS", f.prefix+"{user:1}:2"), "the hash-tag layout")
-	info, err := f.b.GetBucket(ctx, hammerredis.BucketKey{Bucket: 2, ID: "user:1"})
+	assert.Equal(t, int64(1), testenv.Do(t, f.Admin, "EXISTS", f.Prefix+"{user:1}:2"), "the hash-tag layout")
+	info, err := f.B.GetBucket(ctx, hammerredis.BucketKey{Bucket: 2, ID: "user:1"})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), info.Count)
-	n, err := f.b.DeleteBuckets(ctx, "user:1")
+	n, err := f.B.DeleteBuckets(ctx, "user:1")
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), n, "only user:1's buckets")
-	assert.Equal(t, int64(1), do(t, f.admin, "EXISTS", f.prefix+"{user:1:x}:1"))
+	assert.Equal(t, int64(1), testenv.Do(t, f.Admin, "EXISTS", f.Prefix+"{user:1:x}:1"))
 
 	_, err = hammerredis.New(hammerredis.Options{ExpiryMs: 1, HashTagKeys: true, KeyPrefix: "a{b}:"})
 	assert.ErrorIs(t, err, hammerredis.ErrInvalid)
@@ -161,13 +155,16 @@ func TestHashTagKeys(t *testing.T) {
 }
 
 func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	log := logtest.New()
 	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 60_000, HashTagKeys: true,
 		Cluster: &hammerredis.ClusterConfig{Addrs: c.Addrs()}, RedisURL: "redis://127.0.0.1:1", Logger: log.Logger()})
 	require.NoError(t, err)
 	t.Cleanup(func() { hammerredis.Stop(b) })
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 	defer cancel()
 	require.NoError(t, b.WaitConnected(ctx))
 	for bucket := range int64(40) {
@@ -190,6 +187,9 @@ func TestClusterHashTagKeysKeepAnIDOnOneMaster(t *testing.T) {
 }
 
 func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t)
 	b, _ := startOnCluster(t, c)
 	ctx := context.Background()
@@ -213,21 +213,21 @@ func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
 		return v
 	}
 	src, dst := source.Conn(t), target.Conn(t)
-	do(t, dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(source))
-	do(t, src, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(target))
+	testenv.Do(t, dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", id(source))
+	testenv.Do(t, src, "CLUSTER", "SETSLOT", slot, "MIGRATING", id(target))
 
 	// The key is not on the source: it answers ASK, and the hit goes to the
 	// target, after ASKING.
 	n, err := b.CountHit(ctx, key, 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
-	do(t, dst, "ASKING")
-	assert.Equal(t, int64(1), do(t, dst, "EXISTS", rkey), "counted on the importing node")
+	testenv.Do(t, dst, "ASKING")
+	assert.Equal(t, int64(1), testenv.Do(t, dst, "EXISTS", rkey), "counted on the importing node")
 
 	// The migration ends: the source now answers MOVED, and the backend
 	// refreshes its map and follows.
 	for _, m := range masters {
-		do(t, m.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", id(target))
+		testenv.Do(t, m.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", id(target))
 	}
 	n, err = b.CountHit(ctx, key, 2)
 	require.NoError(t, err)
@@ -242,6 +242,9 @@ func TestClusterFollowsASKAndMOVEDDuringASlotMigration(t *testing.T) {
 // resumed). Its node timeout is long, so that a node frozen for a moment is
 // not failed over.
 func TestClusterShared(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	c := redistest.NewCluster(t, redistest.ClusterOptions{NodeTimeout: 15 * time.Second})
 	for _, tc := range []struct {
 		name string
@@ -270,7 +273,7 @@ func clusterOpts(t *testing.T, c *redistest.Cluster, log *logtest.Recorder) hamm
 		ExpiryMs:  60_000,
 		Cluster:   &hammerredis.ClusterConfig{Addrs: c.Addrs()[:2]},
 		RedisURL:  "redis://127.0.0.1:1", // never the system Redis
-		KeyPrefix: testPrefix(t),
+		KeyPrefix: testenv.Prefix(t),
 		Logger:    log.Logger(),
 	}
 }
@@ -281,7 +284,7 @@ func startCluster(t *testing.T, opts hammerredis.Options) *hammerredis.Backend {
 	b, err := hammerredis.Start(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { hammerredis.Stop(b) })
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 	defer cancel()
 	require.NoError(t, b.WaitConnected(ctx))
 	return b
@@ -297,7 +300,7 @@ func otherMaster(t *testing.T, c *redistest.Cluster, m *redistest.Server) *redis
 			return o
 		}
 	}
-	t.Fatalf("no master other than %s", m.Addr())
+	require.FailNow(t, "no master other than "+m.Addr())
 	return nil
 }
 
@@ -307,11 +310,11 @@ func moveSlot(t *testing.T, c *redistest.Cluster, slot int, to *redistest.Server
 	t.Helper()
 	from, err := c.MasterOf(slot)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 	defer cancel()
 	require.NoError(t, c.MoveSlot(ctx, slot, to))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 		defer cancel()
 		require.NoError(t, c.MoveSlot(ctx, slot, from))
 	})
@@ -405,7 +408,7 @@ func testClusterMovedPastALaggingSeed(t *testing.T, c *redistest.Cluster) {
 	// The third master forgets it, as a node that has not caught up.
 	fromID, err := redis.String(from.Conn(t).Do("CLUSTER", "MYID"))
 	require.NoError(t, err)
-	do(t, third.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", fromID)
+	testenv.Do(t, third.Conn(t), "CLUSTER", "SETSLOT", slot, "NODE", fromID)
 	n, err := b.CountHit(ctx, key, 2)
 	require.NoError(t, err, "the MOVED names the new owner; the refreshed map does not yet")
 	assert.Equal(t, int64(2), n)
@@ -442,7 +445,7 @@ func testClusterNothingAfterStop(t *testing.T, c *redistest.Cluster) {
 	before := connsReceived(t, admins)
 	require.NoError(t, hammerredis.Stop(b))
 
-	wctx, cancel := context.WithTimeout(ctx, waitLong)
+	wctx, cancel := context.WithTimeout(ctx, testenv.WaitLong)
 	defer cancel()
 	begin := time.Now()
 	assert.ErrorIs(t, b.WaitConnected(wctx), hammerredis.ErrStopped)
@@ -526,7 +529,7 @@ func testClusterStatsOnlyGrow(t *testing.T, c *redistest.Cluster) {
 	// for the new master's server's first dial.
 	_, err = b.CountHit(ctx, key, 3)
 	require.NoError(t, err)
-	wctx, wcancel := context.WithTimeout(ctx, waitLong)
+	wctx, wcancel := context.WithTimeout(ctx, testenv.WaitLong)
 	defer wcancel()
 	require.NoError(t, b.WaitConnected(wctx))
 	_, err = b.CountHit(ctx, key, 4)
@@ -615,7 +618,7 @@ func TestClusterWaitConnectedEndsAtStop(t *testing.T) {
 	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 1000, RedisURL: "redis://127.0.0.1:1",
 		Cluster: &hammerredis.ClusterConfig{Addrs: []string{"127.0.0.1:1"}}, Logger: logtest.New().Logger()})
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- b.WaitConnected(ctx) }()
@@ -624,7 +627,7 @@ func TestClusterWaitConnectedEndsAtStop(t *testing.T) {
 	case err := <-done:
 		assert.ErrorIs(t, err, hammerredis.ErrStopped)
 	case <-time.After(time.Second):
-		t.Fatal("WaitConnected still waits a second after Stop")
+		require.FailNow(t, "WaitConnected still waits a second after Stop")
 	}
 	assert.ErrorIs(t, b.WaitConnected(ctx), hammerredis.ErrStopped)
 	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)

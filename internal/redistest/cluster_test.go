@@ -40,6 +40,9 @@ func TestSlotKnownValues(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	t.Parallel()
 	c := NewCluster(t)
 	if n := len(c.Nodes()); n != 6 {
@@ -133,6 +136,9 @@ func TestCluster(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Redis Cluster takes seconds to start: make test runs it")
+	}
 	t.Parallel()
 	c := NewCluster(t)
 	key := "failover"

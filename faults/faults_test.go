@@ -1,4 +1,4 @@
-package hammerredis_test
+package faults_test
 
 // Fault injection: the backend talks to a private redis-server through a
 // faultproxy, and each test injects one fault while callers keep hitting,
@@ -27,6 +27,7 @@ import (
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/faultproxy"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/testenv"
 )
 
 const (
@@ -45,8 +46,6 @@ const (
 	// faultBucket is the bucket of every fault-test key.
 	faultBucket = 1
 
-	lostMsg        = "connection to redis lost"
-	cannotDialMsg  = "cannot connect to redis"
 	faultProbeID   = "probe"
 	closedCallWait = 2 * time.Millisecond // a caller's pause after ErrClosed
 )
@@ -241,13 +240,13 @@ func (l *faultLedger) unexpectedErr(id string, took time.Duration, err error) {
 // waitAcked waits until at least n hits have been acknowledged in all.
 func (l *faultLedger) waitAcked(t *testing.T, n int64) {
 	t.Helper()
-	timer := time.NewTimer(waitLong)
+	timer := time.NewTimer(testenv.WaitLong)
 	defer timer.Stop()
 	for l.acked.Load() < n {
 		select {
 		case <-l.ack:
 		case <-timer.C:
-			t.Fatalf("waited %v for %d acknowledged hits, got %d", waitLong, n, l.acked.Load())
+			require.FailNow(t, "too few acknowledged hits", "waited %v for %d, got %d", testenv.WaitLong, n, l.acked.Load())
 		}
 	}
 }
@@ -269,8 +268,8 @@ func (l *faultLedger) recoveryOf(t *testing.T, b *hammerredis.Backend, id string
 		if err == nil {
 			return time.Since(healed)
 		}
-		if time.Since(healed) > waitLong {
-			t.Fatalf("the backend did not serve again within %v of the heal: %v", waitLong, err)
+		if time.Since(healed) > testenv.WaitLong {
+			require.FailNow(t, "the backend did not serve again", "within %v of the heal: %v", testenv.WaitLong, err)
 		}
 		if errors.Is(err, hammerredis.ErrClosed) {
 			time.Sleep(closedCallWait)
@@ -315,32 +314,30 @@ func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) 
 			final, err = 0, nil
 		}
 		require.NoError(t, err, "HGET count of %q", id)
-		if counted := ta.acked + ta.countedErr; final < counted || final > counted+ta.unknown {
-			t.Errorf("key %q: final count %d, acknowledged %d, counted with an error %d, unknown outcome %d; "+
+		counted := ta.acked + ta.countedErr
+		assert.True(t, counted <= final && final <= counted+ta.unknown,
+			"key %q: final count %d, acknowledged %d, counted with an error %d, unknown outcome %d; "+
 				"want acked+counted <= final <= acked+counted+unknown", id, final, ta.acked, ta.countedErr, ta.unknown)
-		}
 		counts := slices.Clone(ta.counts)
 		slices.Sort(counts)
 		for i := 1; i < len(counts); i++ {
-			if counts[i] == counts[i-1] {
-				t.Errorf("key %q: count %d returned to two acknowledged hits", id, counts[i])
+			if !assert.NotEqual(t, counts[i-1], counts[i], "key %q: a count returned to two acknowledged hits", id) {
 				break
 			}
 		}
-		if len(counts) > 0 && counts[len(counts)-1] > final {
-			t.Errorf("key %q: a hit was acknowledged with count %d, but the final count is %d: hits were lost",
-				id, counts[len(counts)-1], final)
+		if len(counts) > 0 {
+			assert.LessOrEqual(t, counts[len(counts)-1], final,
+				"key %q: the highest count acknowledged against the final count: hits were lost", id)
 		}
 	}
-	if late := time.Duration(l.maxOverrun.Load()); late > faultMargin+l.lag.max() {
-		t.Errorf("%d calls returned more than %v after their deadline, the latest by %v, "+
-			"while the scheduling lag was at most %v", l.overruns.Load(), faultMargin, late, l.lag.max())
-	}
-	if n := l.unexpected.Load(); n > 0 {
-		t.Errorf("%d calls returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
+	late := time.Duration(l.maxOverrun.Load())
+	assert.LessOrEqual(t, late, faultMargin+l.lag.max(),
+		"%d calls returned more than %v after their deadline, the latest by %v, while the scheduling lag was at most %v",
+		l.overruns.Load(), faultMargin, late, l.lag.max())
+	assert.Zero(t, l.unexpected.Load(),
+		"calls that returned an error other than ErrClosed, ErrDisconnected, ErrTimeout or the context's "+
 			"(or ErrRedis WRONGTYPE on a key that holds a string, or ErrRedis while an ACL right was taken away) "+
-			"or succeeded on a key that holds a string; first: %q", n, l.samples)
-	}
+			"or succeeded on a key that holds a string; first: %q", l.samples)
 }
 
 // summary describes the ledger's figures.
@@ -410,7 +407,7 @@ type faultEnv struct {
 	pick    func(i, j int) string // caller i's id on its j-th call
 	srv     *redistest.Server
 	proxy   *faultproxy.Proxy
-	f       *fixture
+	f       *testenv.Fixture
 	led     *faultLedger
 	recs    []faultRecovery
 }
@@ -447,15 +444,6 @@ func newFaultProxy(t *testing.T, addr string) *faultproxy.Proxy {
 	return proxy
 }
 
-// srvDo runs a command on srv, past any proxy, on a connection of its own.
-func srvDo(t *testing.T, srv *redistest.Server, cmd string, args ...any) any {
-	t.Helper()
-	c, err := srv.Dial()
-	require.NoError(t, err)
-	defer c.Close()
-	return do(t, c, cmd, args...)
-}
-
 // faultCallers is the load of each fault test.
 const faultCallers = 16
 
@@ -469,7 +457,7 @@ func newFaultEnv(t *testing.T, callers int, srvOpts redistest.Options, opts hamm
 	lag := startSchedLag()
 	t.Cleanup(lag.halt)
 	ids, pick := faultIDs(callers)
-	return &faultEnv{callers: callers, pick: pick, srv: srv, proxy: proxy, f: start(t, srv, faultOptions(proxy, opts)),
+	return &faultEnv{callers: callers, pick: pick, srv: srv, proxy: proxy, f: testenv.Start(t, srv, faultOptions(proxy, opts)),
 		led: newFaultLedger(lag, ids...)}
 }
 
@@ -478,7 +466,7 @@ func newFaultEnv(t *testing.T, callers int, srvOpts redistest.Options, opts hamm
 // fault strikes while calls are in the air.
 func (e *faultEnv) load(t *testing.T, deadline func(i int) time.Duration) *faultLoad {
 	t.Helper()
-	ld := startLoad(e.f.b, e.led, e.callers, e.pick, deadline)
+	ld := startLoad(e.f.B, e.led, e.callers, e.pick, deadline)
 	t.Cleanup(ld.halt) // before the backend stops, should the test fail early
 	e.led.waitAcked(t, e.led.acked.Load()+100)
 	return ld
@@ -489,18 +477,17 @@ func (e *faultEnv) load(t *testing.T, deadline func(i int) time.Duration) *fault
 // follow.
 func (e *faultEnv) finish(t *testing.T) {
 	t.Helper()
-	require.NoError(t, hammerredis.Stop(e.f.b))
+	require.NoError(t, hammerredis.Stop(e.f.B))
 	e.proxy.Close()
 	admin, err := e.srv.Dial() // the fixture's may have died with the server
 	require.NoError(t, err)
 	defer admin.Close()
 	e.led.lag.halt()
-	e.led.check(t, connKeyDo(admin), func(id string) string { return e.f.key(id, faultBucket) })
+	e.led.check(t, connKeyDo(admin), func(id string) string { return e.f.Key(id, faultBucket) })
 	for _, r := range e.recs {
-		if r.took >= recoveryLimit+e.led.lag.max() {
-			t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
-				"within about 1s of Redis being healthy", r.took, r.what, recoveryLimit, e.led.lag.max())
-		}
+		assert.Less(t, r.took, recoveryLimit+e.led.lag.max(),
+			"served again after the %s; want less than %v (+ %v of scheduling lag): within about 1s of Redis being healthy",
+			r.what, recoveryLimit, e.led.lag.max())
 	}
 	t.Log(e.led.summary())
 	e.srv.Stop()
@@ -510,7 +497,7 @@ func (e *faultEnv) finish(t *testing.T) {
 // what healed at healed, for finish to check.
 func (e *faultEnv) recovered(t *testing.T, what string, healed time.Time) time.Duration {
 	t.Helper()
-	rec := e.led.recovery(t, e.f.b, healed)
+	rec := e.led.recovery(t, e.f.B, healed)
 	e.recs = append(e.recs, faultRecovery{what, rec})
 	return rec
 }
@@ -521,131 +508,164 @@ func (e *faultEnv) healed(t *testing.T, what string, healed time.Time) {
 	t.Logf("served again %v after the %s", e.recovered(t, what, healed).Round(time.Millisecond), what)
 }
 
+// waitLost waits until the backend lost a connection since before.
+func (e *faultEnv) waitLost(t *testing.T, before hammerredis.Stats) {
+	t.Helper()
+	testenv.WaitRestarts(t, e.f.B, before.Restarts+1)
+}
+
+// waitDialFailed waits until a connection attempt failed since before.
+func (e *faultEnv) waitDialFailed(t *testing.T, before hammerredis.Stats) {
+	t.Helper()
+	testenv.WaitDialFailures(t, e.f.B, before.DialFailures+1)
+}
+
 // TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff cuts the connection
 // six times in a row with Redis healthy throughout: with the default
 // MaxBackoff (1s) the backend must serve again within 1s every time. (It
 // once did not: suture paused restarts after the sixth failure.)
 func TestFaultRecoveryAfterRepeatedCutsWithDefaultBackoff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
 	var worst time.Duration
 	for i := range 6 {
-		connected := e.f.log.Count(connectedMsg)
+		before := e.f.B.Stats()
 		require.Equal(t, 1, e.proxy.Cut())
 		cut := time.Now()
-		rec := e.led.recovery(t, e.f.b, cut)
+		rec := e.led.recovery(t, e.f.B, cut)
 		t.Logf("cut %d: served again after %v", i+1, rec.Round(time.Millisecond))
 		worst = max(worst, rec)
-		e.f.log.WaitCount(t, connectedMsg, connected+1, waitLong)
+		testenv.WaitConnects(t, e.f.B, before.Connects+1)
 	}
 	assert.Less(t, worst, time.Second, "served again within 1s of a cut, Redis healthy all along; paused restarts: %d",
-		e.f.log.Count("pausing restarts"))
+		e.f.Log.Count("pausing restarts"))
 	e.finish(t)
 }
 
-func TestFaultCutEveryConnection(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+// underLoad starts the callers, strikes a fault with fault, which waits
+// until the backend noticed it (its Stats were before), heals it and returns
+// when it healed; then checks that the backend served again soon after and
+// the callers are served too, halts them and finishes.
+func (e *faultEnv) underLoad(t *testing.T, what string, fault func(before hammerredis.Stats) (healed time.Time)) {
+	t.Helper()
 	ld := e.load(t, nil)
-	lost := e.f.log.Count(lostMsg)
-	require.Equal(t, 1, e.proxy.Cut(), "the backend's one connection")
-	cut := time.Now()
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	e.healed(t, "cut", cut)
+	healed := fault(e.f.B.Stats())
+	e.healed(t, what, healed)
 	e.led.waitAcked(t, e.led.acked.Load()+100) // the callers are served too
 	ld.halt()
 	e.finish(t)
 }
 
-func TestFaultBlackhole(t *testing.T) {
+func TestFaultCutEveryConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
-	e.proxy.SetBlackhole(true)
-	// The read timeout ends the connection; a redial, accepted but never
-	// answered, fails too.
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
-	e.proxy.SetBlackhole(false)
-	e.healed(t, "blackhole", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "cut", func(before hammerredis.Stats) time.Time {
+		require.Equal(t, 1, e.proxy.Cut(), "the backend's one connection")
+		cut := time.Now()
+		e.waitLost(t, before)
+		return cut
+	})
+}
+
+func TestFaultBlackhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
+	e.underLoad(t, "blackhole", func(before hammerredis.Stats) time.Time {
+		e.proxy.SetBlackhole(true)
+		// The read timeout ends the connection; a redial, accepted but
+		// never answered, fails too.
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		e.proxy.SetBlackhole(false)
+		return time.Now()
+	})
 }
 
 func TestFaultLatencyBeyondReadTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
-	e.proxy.SetLatency(faultIOTimeout) // a round trip takes twice that
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
-	e.proxy.SetLatency(0)
-	e.healed(t, "latency", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "latency", func(before hammerredis.Stats) time.Time {
+		e.proxy.SetLatency(faultIOTimeout) // a round trip takes twice that
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		e.proxy.SetLatency(0)
+		return time.Now()
+	})
 }
 
 func TestFaultResetMidReply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	// No health check: its PING must not be the reply that is reset.
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{HealthCheckInterval: -1})
 	for range 3 {
-		require.NoError(t, e.led.hit(e.f.b, "shared0"))
+		require.NoError(t, e.led.hit(e.f.B, "shared0"))
 	}
 	// A lone hit whose reply is cut in the middle: it ran in Redis, the
 	// caller cannot know, and it is not sent again.
 	done := e.proxy.ResetNextReply()
-	err := e.led.hit(e.f.b, "shared0")
+	err := e.led.hit(e.f.B, "shared0")
 	assert.ErrorIs(t, err, hammerredis.ErrDisconnected)
 	<-done
 	e.healed(t, "reset of a lone call", time.Now())
-	assert.Equal(t, "4", fmt.Sprintf("%s", do(t, e.f.admin, "HGET", e.f.key("shared0", faultBucket), "count")),
+	assert.Equal(t, "4", fmt.Sprintf("%s", testenv.Do(t, e.f.Admin, "HGET", e.f.Key("shared0", faultBucket), "count")),
 		"3 acknowledged hits and the one reset mid-reply, counted once")
 
 	// The same under load.
-	ld := e.load(t, nil)
-	lost := e.f.log.Count(lostMsg)
-	done = e.proxy.ResetNextReply()
-	select {
-	case <-done:
-	case <-time.After(waitLong):
-		t.Fatal("no reply went through the proxy")
-	}
-	reset := time.Now()
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	e.healed(t, "reset under load", reset)
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "reset under load", func(before hammerredis.Stats) time.Time {
+		select {
+		case <-e.proxy.ResetNextReply():
+		case <-time.After(testenv.WaitLong):
+			require.FailNow(t, "no reply went through the proxy")
+		}
+		reset := time.Now()
+		e.waitLost(t, before)
+		return reset
+	})
 }
 
 func TestFaultSIGKILLWithAppendFsyncAlways(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{AppendOnly: true}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	lost := e.f.log.Count(lostMsg)
-	e.srv.Kill()
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	require.NoError(t, e.srv.Restart()) // reloads the append-only file
-	e.healed(t, "SIGKILL and restart", time.Now())
-	ld.halt()
-	// check: every acknowledged hit survived the SIGKILL.
-	e.finish(t)
+	// finish checks that every acknowledged hit survived the SIGKILL.
+	e.underLoad(t, "SIGKILL and restart", func(before hammerredis.Stats) time.Time {
+		e.srv.Kill()
+		e.waitLost(t, before)
+		require.NoError(t, e.srv.Restart()) // reloads the append-only file
+		return time.Now()
+	})
 }
 
 func TestFaultSIGSTOPThenSIGCONT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fault test takes seconds: make test runs it")
+	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newFaultEnv(t, faultCallers, redistest.Options{}, hammerredis.Options{})
-	ld := e.load(t, nil)
-	lost, failed := e.f.log.Count(lostMsg), e.f.log.Count(cannotDialMsg)
-	require.NoError(t, e.srv.Signal(syscall.SIGSTOP))
-	e.f.log.WaitCount(t, lostMsg, lost+1, waitLong)
-	e.f.log.WaitCount(t, cannotDialMsg, failed+1, waitLong)
-	require.NoError(t, e.srv.Signal(syscall.SIGCONT))
-	e.healed(t, "SIGSTOP and SIGCONT", time.Now())
-	ld.halt()
-	e.finish(t)
+	e.underLoad(t, "SIGSTOP and SIGCONT", func(before hammerredis.Stats) time.Time {
+		require.NoError(t, e.srv.Signal(syscall.SIGSTOP))
+		e.waitLost(t, before)
+		e.waitDialFailed(t, before)
+		require.NoError(t, e.srv.Signal(syscall.SIGCONT))
+		return time.Now()
+	})
 }
 
 // schedLag measures the process's own scheduling delay: how late a

@@ -1,4 +1,4 @@
-package hammerredis_test
+package faults_test
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/testenv"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -229,10 +230,9 @@ func (r *chaosRun) check(t *testing.T, lag *schedLag) {
 		r.after, r.before, 100*chaosThroughputKept)
 	for k, recs := range r.recs {
 		for _, rec := range recs {
-			if rec >= recoveryLimit+lag.max() {
-				t.Errorf("served again %v after the %s; want less than %v (+ %v of scheduling lag): "+
-					"within about 1s of Redis being healthy", rec, r.faults[k].name, recoveryLimit, lag.max())
-			}
+			assert.Less(t, rec, recoveryLimit+lag.max(),
+				"served again after the %s; want less than %v (+ %v of scheduling lag): within about 1s of Redis being healthy",
+				r.faults[k].name, recoveryLimit, lag.max())
 		}
 	}
 	growth := int64(r.heapEnd) - int64(r.heapStart)
@@ -282,20 +282,23 @@ func (r *chaosRun) log(t *testing.T, what string, lag *schedLag, backend string,
 // throughput after the last fault against after the warm-up, nothing left
 // in the air once idle, goroutine leaks and heap growth.
 func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos runs for seconds: make test runs it, make chaos longer")
+	}
 	length := chaosLength(t, chaosDefault)
 	seed := chaosSeed(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 
 	// The backend authenticates as an ACL user with the minimal rights
-	// (security_test.go), so that a fault may take one away; the default
+	// (internal/testenv), so that a fault may take one away; the default
 	// user is the admin.
-	srv := redistest.New(t, redistest.Options{AppendOnly: true, Args: secUserArgs()})
+	srv := redistest.New(t, redistest.Options{AppendOnly: true, Args: testenv.ACLUserArgs()})
 	admin, err := srv.Dial()
 	require.NoError(t, err)
-	populate(t, admin, chaosUnrelated)
+	testenv.Populate(t, admin, chaosUnrelated)
 	counted, refusing, pick := chaosIDs(chaosCallers)
 	for _, id := range refusing {
-		do(t, admin, "SET", protocol.Key(secPrefix, hammerredis.BucketKey{Bucket: faultBucket, ID: id}), chaosString)
+		testenv.Do(t, admin, "SET", protocol.Key(testenv.ACLPrefix, hammerredis.BucketKey{Bucket: faultBucket, ID: id}), chaosString)
 	}
 	admin.Close()
 
@@ -304,9 +307,9 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(lag.halt)
 	// The backend's options are the defaults but for those of
 	// faultOptions: recovery within 1s must hold with them.
-	opts := faultOptions(proxy, hammerredis.Options{KeyPrefix: secPrefix})
-	opts.RedisURL = secUserURL("redis", secUser, secPassword, proxy.Addr())
-	e := &faultEnv{callers: chaosCallers, pick: pick, srv: srv, proxy: proxy, f: start(t, srv, opts),
+	opts := faultOptions(proxy, hammerredis.Options{KeyPrefix: testenv.ACLPrefix})
+	opts.RedisURL = testenv.UserURL("redis", testenv.ACLUser, testenv.ACLPassword, proxy.Addr())
+	e := &faultEnv{callers: chaosCallers, pick: pick, srv: srv, proxy: proxy, f: testenv.Start(t, srv, opts),
 		led: newFaultLedger(lag, counted...)}
 	e.led.refuse(chaosString, refusing...)
 
@@ -314,7 +317,7 @@ func TestChaos(t *testing.T) {
 	// proxy.
 	adminDo := func(cmd string, args ...any) any {
 		t.Helper()
-		return srvDo(t, srv, cmd, args...)
+		return testenv.SrvDo(t, srv, cmd, args...)
 	}
 	var disruptions atomic.Int64 // faults that break connections, struck so far
 	disrupt := func(f func(rng *rand.Rand, hold time.Duration)) func(*rand.Rand, time.Duration) string {
@@ -328,14 +331,14 @@ func TestChaos(t *testing.T) {
 	takeRight := func(right string) func(*rand.Rand, time.Duration) string {
 		return func(_ *rand.Rand, hold time.Duration) string {
 			e.led.allowRedisErrors()
-			adminDo("ACL", "SETUSER", secUser, "-"+right)
+			adminDo("ACL", "SETUSER", testenv.ACLUser, "-"+right)
 			time.Sleep(hold)
-			adminDo("ACL", "SETUSER", secUser, "+"+right)
+			adminDo("ACL", "SETUSER", testenv.ACLUser, "+"+right)
 			e.led.disallowRedisErrors()
 			return faultProbeID
 		}
 	}
-	dels := &chaosDeletes{b: e.f.b, disruptions: &disruptions}
+	dels := &chaosDeletes{b: e.f.B, disruptions: &disruptions}
 	faults := []chaosFault{
 		{"cut", disrupt(func(*rand.Rand, time.Duration) { proxy.Cut() })},
 		{"blackhole", disrupt(func(_ *rand.Rand, hold time.Duration) {
@@ -352,8 +355,8 @@ func TestChaos(t *testing.T) {
 		{"reset mid-reply", disrupt(func(*rand.Rand, time.Duration) {
 			select {
 			case <-proxy.ResetNextReply():
-			case <-time.After(waitLong):
-				t.Fatal("no reply went through the proxy")
+			case <-time.After(testenv.WaitLong):
+				require.FailNow(t, "no reply went through the proxy")
 			}
 		})},
 		{"SIGKILL+restart", disrupt(func(_ *rand.Rand, hold time.Duration) {
@@ -379,25 +382,25 @@ func TestChaos(t *testing.T) {
 			id := fmt.Sprint("victim", len(dels.done))
 			args := []any{}
 			for b := range int64(chaosVictimBuckets) {
-				args = append(args, e.f.key(id, b), 1)
+				args = append(args, e.f.Key(id, b), 1)
 			}
 			adminDo("MSET", args...) // strings: DeleteBuckets goes by the name
 			dels.start(id)
 			return faultProbeID
 		}},
 	}
-	r := &chaosRun{b: e.f.b, led: e.led, pick: pick, faults: faults, healed: func() { dels.wait(t) },
+	r := &chaosRun{b: e.f.B, led: e.led, pick: pick, faults: faults, healed: func() { dels.wait(t) },
 		length: length, seed: seed}
 	r.run(t)
 
 	admin, err = srv.Dial()
 	require.NoError(t, err)
 	defer admin.Close()
-	deletes := dels.check(t, admin, func(id string, bucket int64) string { return e.f.key(id, bucket) })
+	deletes := dels.check(t, admin, func(id string, bucket int64) string { return e.f.Key(id, bucket) })
 	e.finish(t) // the ledger
 	r.check(t, lag)
 	r.log(t, "chaos", lag, fmt.Sprintf("%d connects, %d connections lost, %d failed dials, %d pauses of restarts",
-		r.st.Connects, r.st.Restarts, r.st.DialFailures, e.f.log.Count("pausing restarts")), deletes)
+		r.st.Connects, r.st.Restarts, r.st.DialFailures, e.f.Log.Count("pausing restarts")), deletes)
 }
 
 // chaosDeletes runs TestChaos's DeleteBuckets, one at a time, each in the
@@ -437,8 +440,8 @@ func (d *chaosDeletes) wait(t *testing.T) {
 	select {
 	case r := <-d.pending:
 		d.done = append(d.done, r)
-	case <-time.After(waitLong):
-		t.Fatal("DeleteBuckets still runs after DeleteBucketsTimeout")
+	case <-time.After(testenv.WaitLong):
+		require.FailNow(t, "DeleteBuckets still runs after DeleteBucketsTimeout")
 	}
 	d.pending = nil
 }
@@ -481,6 +484,9 @@ func (d *chaosDeletes) check(t *testing.T, admin redis.Conn, key func(id string,
 // and back, a master is frozen for a moment, and the scripts are flushed;
 // with the same ledger and checks.
 func TestChaosCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos runs for seconds: make test runs it, make chaos longer")
+	}
 	length := chaosLength(t, chaosClusterDefault)
 	seed := chaosSeed(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -530,13 +536,13 @@ func TestChaosCluster(t *testing.T) {
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { hammerredis.Stop(b) })
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 	defer cancel()
 	require.NoError(t, b.WaitConnected(ctx))
 
 	moveSlot := func(slot int, to *redistest.Server) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 		defer cancel()
 		require.NoError(t, c.MoveSlot(ctx, slot, to))
 	}
@@ -563,7 +569,7 @@ func TestChaosCluster(t *testing.T) {
 		}},
 		{"SCRIPT FLUSH", func(*rand.Rand, time.Duration) string {
 			for _, m := range masters {
-				srvDo(t, m, "SCRIPT", "FLUSH")
+				testenv.SrvDo(t, m, "SCRIPT", "FLUSH")
 			}
 			return faultProbeID
 		}},
