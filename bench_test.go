@@ -14,12 +14,11 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hammer-go/hammerredis"
-	"github.com/hammer-go/hammerredis/server"
 )
 
 // countHitLua is the backend's count_hit script, for the bare redigo
 // baseline.
-var countHitLua = redis.NewScript(1, server.CountHitLua)
+var countHitLua = redis.NewScript(1, hammerredis.CountHitLua)
 
 var benchIDs = func() []string {
 	ids := make([]string, 100_000)

@@ -13,31 +13,6 @@ import (
 // call on the request channel and wait for its answer, never past the
 // caller's context or the call timeout.
 
-// Do sends req to the server goroutine and waits for its reply, at most until
-// ctx is done or the call timeout passes. The reply's type matches req's.
-// CountHit, GetBucket and DeleteBuckets are the same calls without boxing.
-func (s *Server) Do(ctx context.Context, req protocol.Request) (protocol.Reply, error) {
-	switch r := req.(type) {
-	case protocol.CountHit:
-		n, err := s.CountHit(ctx, r.Key, r.Now, r.Increment)
-		if err != nil {
-			return nil, err
-		}
-		return protocol.CountHitReply{Count: n}, nil
-	case protocol.GetBucket:
-		b, err := s.GetBucket(ctx, r.Key)
-		if err != nil {
-			return nil, err
-		}
-		return protocol.GetBucketReply{Bucket: b}, nil
-	case protocol.DeleteBuckets:
-		n, err := s.DeleteBuckets(ctx, r.ID)
-		return protocol.DeleteBucketsReply{Deleted: n}, err
-	default:
-		return nil, fmt.Errorf("%w: request %T", protocol.ErrInvalid, req)
-	}
-}
-
 // CountHit adds increment to the bucket key at now and returns its count.
 func (s *Server) CountHit(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
 	return s.countHit(ctx, key, now, increment, false)

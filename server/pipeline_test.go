@@ -40,7 +40,7 @@ func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []e
 	t.Helper()
 	first := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(context.Background(), countHit("first"))
+		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-g.entered
@@ -50,7 +50,7 @@ func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = h.s.Do(context.Background(), r)
+			_, errs[i] = h.s.do(context.Background(), r)
 		}()
 		h.waitQueued(t, i+1) // keep queue order = call order
 	}
@@ -212,7 +212,7 @@ func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 	h.connected(t)
 	first := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(context.Background(), countHit("first"))
+		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-g.entered // the pipelined connection is stuck on a round trip
@@ -240,7 +240,7 @@ func TestAllCallersLeftNothingSent(t *testing.T) {
 	h.connected(t)
 	first := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(context.Background(), countHit("first"))
+		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-g.entered
@@ -251,14 +251,14 @@ func TestAllCallersLeftNothingSent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := h.s.Do(ctx, countHit(fmt.Sprint("gone", i)))
+			_, err := h.s.do(ctx, countHit(fmt.Sprint("gone", i)))
 			assert.ErrorIs(t, err, protocol.ErrTimeout)
 		}()
 	}
 	wg.Wait()
 	close(g.release)
 	require.NoError(t, <-first)
-	_, err := h.s.Do(context.Background(), countHit("after"))
+	_, err := h.s.do(context.Background(), countHit("after"))
 	require.NoError(t, err)
 	for _, c := range conn.commands() {
 		assert.NotContains(t, c, "gone")
@@ -300,7 +300,7 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 	reqs := []protocol.Request{hot(1), hot(2), countHit("other"), hot(3), hot(4), hot(5)}
 	first := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(context.Background(), countHit("first"))
+		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-g.entered
@@ -310,7 +310,7 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 		wg.Add(1)
 		go func(k int) {
 			defer wg.Done()
-			rep, err := h.s.Do(context.Background(), r)
+			rep, err := h.s.do(context.Background(), r)
 			require.NoError(t, err)
 			if k >= 0 {
 				counts[k] = rep.(protocol.CountHitReply).Count
@@ -542,7 +542,7 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = h.s.Do(context.Background(), r)
+				_, errs[i] = h.s.do(context.Background(), r)
 			}()
 		}
 		h.waitQueued(t, len(reqs))
@@ -617,13 +617,13 @@ func TestReadOnlyReplicaMakesTheServerRedial(t *testing.T) {
 	fresh := &fakeConn{do: okDo}
 	h := run(t, nil, conn, fresh)
 	h.connected(t)
-	_, err := h.s.Do(context.Background(), countHit("a"))
+	_, err := h.s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrClosed, "READONLY: not run, safe to retry")
 	assert.ErrorContains(t, err, "READONLY")
 	assert.Error(t, <-h.errc, "Serve ended, for its supervisor to restart it")
 	go func() { h.errc <- h.s.Serve(context.Background()) }() // the supervisor's restart
 	require.NoError(t, h.s.WaitConnected(context.Background()))
-	_, err = h.s.Do(context.Background(), countHit("a"))
+	_, err = h.s.do(context.Background(), countHit("a"))
 	assert.NoError(t, err, "served by the new connection")
 }
 
@@ -638,7 +638,7 @@ func TestRedialReplacesTheServingConnection(t *testing.T) {
 	assert.Error(t, old.Err(), "the old connection is closed")
 	go func() { h.errc <- h.s.Serve(context.Background()) }() // the supervisor's restart
 	require.NoError(t, h.s.WaitConnected(context.Background()))
-	_, err = h.s.Do(context.Background(), countHit("a"))
+	_, err = h.s.do(context.Background(), countHit("a"))
 	assert.NoError(t, err, "served by the new connection")
 	select {
 	case err := <-h.errc:

@@ -228,11 +228,11 @@ func TestCallOnBrokenConnectionGetsErrDisconnected(t *testing.T) {
 	}
 	h := run(t, nil, conn)
 	h.connected(t)
-	_, err := h.s.Do(context.Background(), countHit("a"))
+	_, err := h.s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrDisconnected)
 	assert.ErrorIs(t, <-h.errc, io.ErrUnexpectedEOF, "Serve ends so that its supervisor restarts it")
 	assert.Len(t, conn.commands(), 2, "PING and one EVALSHA: nothing re-sent")
-	_, err = h.s.Do(context.Background(), countHit("a"))
+	_, err = h.s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrClosed, "no connection until Serve runs again")
 }
 
@@ -252,7 +252,7 @@ func TestReadTimeoutGivesErrTimeout(t *testing.T) {
 	}
 	h := run(t, nil, conn)
 	h.connected(t)
-	_, err := h.s.Do(context.Background(), countHit("a"))
+	_, err := h.s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrTimeout)
 	assert.NotErrorIs(t, err, protocol.ErrDisconnected)
 	assert.Error(t, <-h.errc)
@@ -269,7 +269,7 @@ func TestRedisErrorReplyKeepsTheConnection(t *testing.T) {
 	h := run(t, nil, conn)
 	h.connected(t)
 	for range 3 {
-		_, err := h.s.Do(context.Background(), countHit("a"))
+		_, err := h.s.do(context.Background(), countHit("a"))
 		assert.ErrorIs(t, err, protocol.ErrRedis)
 		var rerr redis.Error
 		assert.ErrorAs(t, err, &rerr, "the redigo error is wrapped too")
@@ -296,7 +296,7 @@ func TestAbandonedCallIsNeverSent(t *testing.T) {
 
 	first := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(context.Background(), countHit("first"))
+		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-entered // the server is busy with the first call
@@ -304,7 +304,7 @@ func TestAbandonedCallIsNeverSent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() {
-		_, err := h.s.Do(ctx, countHit("second"))
+		_, err := h.s.do(ctx, countHit("second"))
 		second <- err
 	}()
 	h.waitQueued(t, 1)
@@ -313,7 +313,7 @@ func TestAbandonedCallIsNeverSent(t *testing.T) {
 	close(release)
 	require.NoError(t, <-first)
 
-	_, err := h.s.Do(context.Background(), countHit("third"))
+	_, err := h.s.do(context.Background(), countHit("third"))
 	require.NoError(t, err)
 	for _, c := range conn.commands() {
 		assert.NotContains(t, c, "second", "an abandoned call reached the connection")
@@ -352,7 +352,7 @@ func TestPanicStillAnswersTheTakenCall(t *testing.T) {
 	}()
 	h.s = s
 	h.connected(t)
-	_, err = s.Do(context.Background(), countHit("a"))
+	_, err = s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrDisconnected)
 	assert.Equal(t, "boom", <-panicked)
 	assert.False(t, s.Connected())
@@ -371,7 +371,7 @@ func TestNoScriptFallsBackToEval(t *testing.T) {
 	}}
 	h := run(t, nil, conn)
 	h.connected(t)
-	r, err := h.s.Do(context.Background(), countHit("a"))
+	r, err := h.s.do(context.Background(), countHit("a"))
 	require.NoError(t, err)
 	assert.Equal(t, protocol.CountHitReply{Count: 7}, r)
 	cmds := conn.commands()
@@ -397,11 +397,11 @@ func TestBadRepliesAreErrorsNotPanics(t *testing.T) {
 	h := run(t, nil, conns...)
 	h.connected(t)
 	for range replies {
-		_, err := h.s.Do(context.Background(), protocol.GetBucket{Key: protocol.BucketKey{ID: "a"}})
+		_, err := h.s.do(context.Background(), protocol.GetBucket{Key: protocol.BucketKey{ID: "a"}})
 		assert.ErrorIs(t, err, protocol.ErrBadReply)
 	}
 	for range replies {
-		_, err := h.s.Do(context.Background(), protocol.DeleteBuckets{ID: "a"})
+		_, err := h.s.do(context.Background(), protocol.DeleteBuckets{ID: "a"})
 		assert.ErrorIs(t, err, protocol.ErrBadReply)
 	}
 	assert.True(t, h.s.Connected())
@@ -427,7 +427,7 @@ func TestBackoffBetweenFailedDials(t *testing.T) {
 		go s.Serve(context.Background())
 
 		synctest.Wait() // the first dial has failed; the server waits
-		_, err = s.Do(context.Background(), countHit("a"))
+		_, err = s.do(context.Background(), countHit("a"))
 		assert.ErrorIs(t, err, protocol.ErrClosed)
 		assert.Equal(t, start, time.Now(), "ErrClosed at once, no waiting")
 
@@ -460,7 +460,7 @@ func TestStopWhileDialingReturnsPromptly(t *testing.T) {
 		s.Stop()
 		assert.Equal(t, begin, time.Now(), "Stop did not wait for a timeout")
 		assert.ErrorIs(t, <-errc, protocol.ErrStopped)
-		_, err = s.Do(context.Background(), countHit("a"))
+		_, err = s.do(context.Background(), countHit("a"))
 		assert.ErrorIs(t, err, protocol.ErrStopped)
 		assert.ErrorIs(t, s.Serve(context.Background()), protocol.ErrStopped, "a stopped server never serves again")
 	})
@@ -544,7 +544,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	s, err := New(testConfig(dial))
 	require.NoError(t, err)
-	_, err = s.Do(context.Background(), nil)
+	_, err = s.do(context.Background(), nil)
 	assert.ErrorIs(t, err, protocol.ErrInvalid)
 }
 
@@ -598,7 +598,7 @@ func TestLostConnectionErrorIsReadWithoutARace(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ctx) }()
 	require.NoError(t, s.WaitConnected(context.Background()))
-	_, err = s.Do(context.Background(), countHit("a"))
+	_, err = s.do(context.Background(), countHit("a"))
 	assert.ErrorIs(t, err, protocol.ErrDisconnected)
 	assert.ErrorIs(t, <-errc, protocol.ErrStopped)
 	assert.Contains(t, <-read, "unexpected EOF", "the reason the connection was lost")

@@ -22,7 +22,7 @@ type stats struct {
 	connects     atomic.Uint64
 	restarts     atomic.Uint64
 	dialFailures atomic.Uint64
-	inAir        atomic.Int64 // a gauge: Server.inAir, published
+	inAir        atomic.Int64 // a gauge: conn.inAir, published
 	latCount     atomic.Uint64
 	latSum       atomic.Int64
 	latBuckets   [latencyBuckets]atomic.Uint64 // not cumulative

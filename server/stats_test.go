@@ -37,16 +37,16 @@ func TestStatsCountCallsErrorsAndConnections(t *testing.T) {
 	h := run(t, nil, conn)
 	h.connected(t)
 	ctx := context.Background()
-	h.s.Do(ctx, countHit("a"))                                           // ok
-	h.s.Do(ctx, countHit("a"))                                           // ErrRedis
-	h.s.Do(ctx, protocol.GetBucket{})                                    // ErrBadReply
-	h.s.Do(ctx, protocol.DeleteBuckets{ID: string(make([]byte, 2<<20))}) // ErrInvalid
+	h.s.do(ctx, countHit("a"))                                           // ok
+	h.s.do(ctx, countHit("a"))                                           // ErrRedis
+	h.s.do(ctx, protocol.GetBucket{})                                    // ErrBadReply
+	h.s.do(ctx, protocol.DeleteBuckets{ID: string(make([]byte, 2<<20))}) // ErrInvalid
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	h.s.Do(cancelled, countHit("a")) // Canceled, or sent and then broken
-	h.s.Do(ctx, countHit("a"))       // ErrDisconnected
+	h.s.do(cancelled, countHit("a")) // Canceled, or sent and then broken
+	h.s.do(ctx, countHit("a"))       // ErrDisconnected
 	<-h.errc
-	h.s.Do(ctx, countHit("a")) // ErrClosed
+	h.s.do(ctx, countHit("a")) // ErrClosed
 
 	st := h.s.Stats()
 	assert.False(t, st.Connected)

@@ -132,16 +132,7 @@ func StartCluster(opts ClusterOptions) (_ *Cluster, err error) {
 // It fails the test, with InstallHint, when redis-server is missing.
 func NewCluster(t testing.TB, opts ...ClusterOptions) *Cluster {
 	t.Helper()
-	var o ClusterOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	c, err := StartCluster(o)
-	if err != nil {
-		t.Fatalf("redistest: %v", err)
-	}
-	t.Cleanup(c.Stop)
-	return c
+	return forTest(t, StartCluster, opts)
 }
 
 // startClusterNode starts a server with args on a port whose bus port,

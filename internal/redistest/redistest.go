@@ -99,16 +99,23 @@ func Start(opts Options) (*Server, error) {
 // the test, with InstallHint, when redis-server is missing.
 func New(t testing.TB, opts ...Options) *Server {
 	t.Helper()
-	var o Options
+	return forTest(t, Start, opts)
+}
+
+// forTest starts a harness with start and the first of opts (or their zero
+// value), fails the test when it cannot, and stops it when the test ends.
+func forTest[O any, H interface{ Stop() }](t testing.TB, start func(O) (H, error), opts []O) H {
+	t.Helper()
+	var o O
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	s, err := Start(o)
+	h, err := start(o)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	t.Cleanup(s.Stop)
-	return s
+	t.Cleanup(h.Stop)
+	return h
 }
 
 func freePort() (int, error) {

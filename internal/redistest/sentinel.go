@@ -119,16 +119,7 @@ func StartSentinelGroup(opts SentinelOptions) (_ *SentinelGroup, err error) {
 // ends. It fails the test, with InstallHint, when redis-server is missing.
 func NewSentinelGroup(t testing.TB, opts ...SentinelOptions) *SentinelGroup {
 	t.Helper()
-	var o SentinelOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	g, err := StartSentinelGroup(o)
-	if err != nil {
-		t.Fatalf("redistest: %v", err)
-	}
-	t.Cleanup(g.Stop)
-	return g
+	return forTest(t, StartSentinelGroup, opts)
 }
 
 // Master returns the server started as the master.
