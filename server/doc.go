@@ -20,7 +20,7 @@
 //
 //   - [Server], the handle (server.go), lives as long as the server. Its
 //     methods run on the callers' goroutines: New, String, Connected,
-//     WaitConnected, Stopped, Stop, Redial and Stats; Do, CountHit,
+//     WaitConnected, Stopped, Stop, Redial and Stats; CountHit,
 //     GetBucket and their ASKING variants (caller.go), which queue a call
 //     and wait for its answer; and DeleteBuckets (delete.go), which runs a
 //     whole delete on the caller's goroutine, on a connection of its own.
