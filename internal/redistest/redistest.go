@@ -58,10 +58,7 @@ type Server struct {
 	dir  string
 	opts Options
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the log reader has finished
-	log  *tailBuffer
+	running // the process: Log, Pid, Kill, Signal
 }
 
 // Start runs a new redis-server and waits until it accepts connections.
@@ -148,9 +145,7 @@ func (s *Server) start(bin string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.cmd, s.done, s.log = p.cmd, p.done, p.log
-	s.mu.Unlock()
+	s.set(p)
 	return nil
 }
 
@@ -211,51 +206,6 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // URL returns "redis://127.0.0.1:<port>".
 func (s *Server) URL() string { return "redis://" + s.Addr() }
-
-// Log returns the tail of the server's log.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.log == nil {
-		return ""
-	}
-	return s.log.String()
-}
-
-// Pid returns the server's process id, or 0 when it is not running.
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-// Kill sends SIGKILL and waits for the process to end. Data is lost unless
-// the server runs with Options.AppendOnly.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	<-done
-}
-
-// Signal sends sig (e.g. SIGSTOP, SIGCONT) to the running server.
-func (s *Server) Signal(sig os.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return errors.New("redistest: server is not running")
-	}
-	return s.cmd.Process.Signal(sig)
-}
 
 // Restart starts the server again on the same port, socket and directory,
 // after Kill; with Options.AppendOnly it reloads the data it had.

@@ -53,11 +53,9 @@ type Sentinel struct {
 	// Port is the loopback TCP port.
 	Port int
 
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the log reader has finished
-	log  *tailBuffer
+	dir string
+
+	running // the process: Log, Pid, Kill, Signal
 }
 
 // SentinelOptions configure a group. The zero value is a group without
@@ -303,24 +301,12 @@ sentinel parallel-syncs %[3]s 1
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.cmd, s.done, s.log = p.cmd, p.done, p.log
-	s.mu.Unlock()
+	s.set(p)
 	return nil
 }
 
 // Addr returns "127.0.0.1:<port>".
 func (s *Sentinel) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
-
-// Log returns the tail of the sentinel's log.
-func (s *Sentinel) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.log == nil {
-		return ""
-	}
-	return s.log.String()
-}
 
 // Dial opens a connection to the sentinel.
 func (s *Sentinel) Dial() (redis.Conn, error) {
@@ -375,20 +361,6 @@ func (s *Sentinel) sees(replica string, others int) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// Kill sends SIGKILL and waits for the process to end.
-func (s *Sentinel) Kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	<-done
 }
 
 // Stop kills the sentinel and removes its directory. It is idempotent.
