@@ -106,7 +106,7 @@ func BenchmarkCountHit(b *testing.B) {
 		{"hot", hammerredis.Options{}, hotID},
 		{"hot/uncoalesced", hammerredis.Options{DisableCoalescing: true}, hotID},
 	} {
-		for _, callers := range []int{64, 256} {
+		for _, callers := range []int{4, 16, 64, 256} {
 			b.Run(fmt.Sprintf("backend/%s/callers=%d", cfg.name, callers), func(b *testing.B) {
 				runCallers(b, startBench(b, cfg.opts), callers, cfg.pick)
 			})
