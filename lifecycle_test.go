@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/internal/faultproxy"
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/internal/testenv"
@@ -484,6 +485,36 @@ func TestFrozenRedisCallsReturnByTheirDeadline(t *testing.T) {
 	testenv.WaitConnects(t, f.B, 2)
 	_, err := f.B.CountHit(context.Background(), hammerredis.BucketKey{Bucket: 2, ID: "after"}, 1)
 	require.NoError(t, err)
+}
+
+func TestDeleteOnAFrozenRedisEndsByItsDeadlineAndAtStop(t *testing.T) {
+	srv := redistest.New(t)
+	proxy, err := faultproxy.New(srv.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { proxy.Close() })
+	f := start(t, srv, hammerredis.Options{RedisURL: "redis://" + proxy.Addr()})
+	hit(t, f.B, "frozen")
+	proxy.SetBlackhole(true) // connections are accepted; nothing gets through
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_, err = f.B.DeleteBuckets(ctx, "frozen")
+	assert.ErrorIs(t, err, hammerredis.ErrTimeout, "the caller's deadline ends the delete")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(begin), time.Second)
+
+	accepted := proxy.Accepted()
+	errc := make(chan error, 1)
+	go func() { // no deadline but DeleteBucketsTimeout (5s): Stop ends it
+		_, err := f.B.DeleteBuckets(context.Background(), "frozen")
+		errc <- err
+	}()
+	testenv.WaitUntil(t, "the delete's own connection", func() bool { return proxy.Accepted() > accepted })
+	begin = time.Now()
+	require.NoError(t, hammerredis.Stop(f.B))
+	assert.ErrorIs(t, <-errc, hammerredis.ErrStopped)
+	assert.Less(t, time.Since(begin), time.Second, "Stop does not wait for the delete's timeout")
 }
 
 func TestStop(t *testing.T) {

@@ -129,6 +129,11 @@ func TestSentinelCountsOnTheMaster(t *testing.T) {
 	}
 	assert.Equal(t, "3", hgetCount(t, g.Master().Conn(t), f.Key("m", 1)), "the hits were counted on the master")
 	assert.Contains(t, f.Log.String(), "mymaster via sentinel", "the log names the master it followed")
+	// DeleteBuckets dials a connection of its own, through the sentinels too.
+	n, err := f.B.DeleteBuckets(context.Background(), "m")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	assert.Equal(t, int64(0), testenv.Do(t, g.Master().Conn(t), "EXISTS", f.Key("m", 1)), "deleted on the master")
 }
 
 // TestSentinelFailover fails over while the backend is connected, forced
