@@ -75,7 +75,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 	}()
 	s.lastErr.Store(nil)
 	s.setLive(inc)
-	s.triedOnce.Do(func() { close(s.tried) })
+	s.markTried()
 	s.stats.connects.Add(1)
 	born := time.Now()
 	s.cfg.Logger.Info("hammerredis: connected to redis", "redis", s.cfg.Name)
@@ -127,7 +127,7 @@ func (s *Server) connect(ctx context.Context, gen uint64) (*conn, error) {
 		s.failures++
 		s.stats.dialFailures.Add(1)
 		s.lastErr.Store(&err)
-		s.triedOnce.Do(func() { close(s.tried) })
+		s.markTried()
 		s.cfg.Logger.Warn("hammerredis: cannot connect to redis", "redis", s.cfg.Name,
 			"error", err, "attempt", s.failures, "retry_in", s.backoff(s.failures))
 	}
@@ -174,3 +174,7 @@ func (s *Server) backoff(n int) time.Duration {
 	d = min(d, s.cfg.MaxBackoff)
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
+
+// markTried records that a connection attempt has ended, well or not: the
+// calls waiting for the first one go on.
+func (s *Server) markTried() { s.triedOnce.Do(func() { close(s.tried) }) }
