@@ -33,8 +33,12 @@
 //     calls taken, the flights in the air (flight.go), the coalescing plan
 //     (coalesce.go) and the buffers commands are written from (exec.go).
 //     Serve creates one when a dial succeeds and drops it when the
-//     connection ends; all its methods run on the server goroutine, so it
-//     has no lock.
+//     connection ends. Two goroutines share it, as redigo allows one
+//     writer and one reader: the server goroutine writes (conn.serve takes
+//     calls, plans and sends them), and a reader goroutine it starts for the
+//     connection reads replies and answers calls (reader.go). A flight
+//     belongs to one of them at a time, handed over on a channel; what both
+//     touch is atomic, a channel or behind the conn's mutex.
 //   - call (call.go) crosses between them: the caller fills it and waits on
 //     it, the server takes it and answers it once, each step an atomic
 //     state change.
@@ -43,9 +47,10 @@
 //
 // Serve dials Redis, retrying with capped exponential backoff while Redis is
 // unreachable, then serves requests until the connection breaks, its context
-// is cancelled or [Server.Stop] is called. It pipelines: calls queued while
-// others are in the air go out together (flight.go), and hits on one bucket
-// queued together are coalesced (coalesce.go). A broken connection ends Serve
+// is cancelled or [Server.Stop] is called. It pipelines: a call goes out as
+// soon as it is queued while few are in the air, calls queued while many are
+// go out together (flight.go), and hits on one bucket queued together are
+// coalesced (coalesce.go). A broken connection ends Serve
 // with an error so that its supervisor restarts it; the restarted Serve dials
 // again. A call made before the first connection attempt has ended waits for
 // it; after that, while no connection is up, calls fail at once with

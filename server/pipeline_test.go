@@ -18,8 +18,8 @@ import (
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
-// gate makes the fake connection hold the reply of the first count_hit
-// until released, so that calls queue up behind it.
+// gate makes the fake connection hold the writer as it sends the first
+// count_hit, until released, so that calls queue up behind it.
 type gate struct {
 	entered, release chan struct{}
 	once             sync.Once
@@ -33,6 +33,19 @@ func (g *gate) hold() {
 		<-g.release
 	})
 }
+
+// holdFirst returns a fakeConn.beforeSend that holds g (the gate gate
+// returns, when given) while the call of id "first" is being sent.
+func holdFirst(g func() *gate) func(string, ...any) {
+	return func(_ string, args ...any) {
+		if strings.Contains(fmt.Sprint(args...), ":first:") {
+			g().hold()
+		}
+	}
+}
+
+// is returns g, for holdFirst.
+func is(g *gate) func() *gate { return func() *gate { return g } }
 
 // queueBehind starts one call that blocks in the server, then n more that
 // queue behind it, and returns their results in call order once released.
@@ -63,15 +76,11 @@ func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []e
 func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
 	for _, tt := range []struct {
 		maxPipeline, maxFlushes, maxInAir int
-	}{{256, 2, 10}, {4, 8, 4}, {1, 11, 1}} {
+	}{{256, 2, 11}, {4, 11, 4}, {1, 11, 1}} {
 		t.Run(fmt.Sprint("MaxPipeline=", tt.maxPipeline), func(t *testing.T) {
 			g := newGate()
-			conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
-				if strings.Contains(fmt.Sprint(args...), "first") {
-					g.hold()
-				}
-				return okDo(cmd, args...)
-			}}
+			conn := &fakeConn{do: okDo}
+			conn.beforeSend = holdFirst(is(g))
 			h := run(t, func(c *Config) { c.MaxPipeline = tt.maxPipeline }, conn)
 			h.connected(t)
 			reqs := make([]protocol.Request, 10)
@@ -98,8 +107,6 @@ func TestBrokenConnectionMidBatch(t *testing.T) {
 	conn.do = func(cmd string, args ...any) (any, error) {
 		a := fmt.Sprint(args...)
 		switch {
-		case strings.Contains(a, "first"):
-			g.hold()
 		case strings.Contains(a, ":q2:"):
 			return nil, conn.breakWith(io.ErrUnexpectedEOF)
 		case strings.Contains(a, ":q1:"):
@@ -107,6 +114,7 @@ func TestBrokenConnectionMidBatch(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
+	conn.beforeSend = holdFirst(is(g))
 	h := run(t, nil, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 5)
@@ -137,12 +145,7 @@ func (c *sendFailConn) Send(cmd string, args ...any) error {
 
 func TestCallsNeverWrittenGetErrClosed(t *testing.T) {
 	g := newGate()
-	fc := &fakeConn{do: func(cmd string, args ...any) (any, error) {
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-		}
-		return okDo(cmd, args...)
-	}}
+	fc := &fakeConn{do: okDo, beforeSend: holdFirst(is(g))}
 	conn := &sendFailConn{fakeConn: fc, n: 2} // first and q0 are written, q1 fails
 	h := run(t, func(c *Config) { c.Dial = dialConn(conn) })
 	h.connected(t)
@@ -165,7 +168,6 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 	conn.do = func(cmd string, args ...any) (any, error) {
 		a := fmt.Sprint(args...)
 		if strings.Contains(a, "first") {
-			g.hold()
 			return int64(1), nil
 		}
 		if cmd == "EVALSHA" && (strings.Contains(a, ":q0:") || strings.Contains(a, ":q2:")) && !flushed {
@@ -173,6 +175,7 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 		}
 		return int64(7), nil
 	}
+	conn.beforeSend = holdFirst(is(g))
 	h := run(t, nil, conn)
 	h.connected(t)
 	reqs := []protocol.Request{countHit("q0"), countHit("q1"), countHit("q2")}
@@ -193,12 +196,7 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 
 func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 	g := newGate()
-	pipelined := &fakeConn{do: func(cmd string, args ...any) (any, error) {
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-		}
-		return okDo(cmd, args...)
-	}}
+	pipelined := &fakeConn{do: okDo, beforeSend: holdFirst(is(g))}
 	own := &fakeConn{do: func(cmd string, args ...any) (any, error) {
 		switch cmd {
 		case "SCAN":
@@ -215,7 +213,7 @@ func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
-	<-g.entered // the pipelined connection is stuck on a round trip
+	<-g.entered // the pipelined connection is stuck on a write
 	n, err := h.s.DeleteBuckets(context.Background(), "d")
 	require.NoError(t, err, "the delete does not wait behind the pipeline")
 	assert.Equal(t, int64(1), n)
@@ -230,12 +228,7 @@ func TestDeleteBucketsRunsOnAConnectionOfItsOwn(t *testing.T) {
 
 func TestAllCallersLeftNothingSent(t *testing.T) {
 	g := newGate()
-	conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-		}
-		return okDo(cmd, args...)
-	}}
+	conn := &fakeConn{do: okDo, beforeSend: holdFirst(is(g))}
 	h := run(t, nil, conn)
 	h.connected(t)
 	first := make(chan error, 1)
@@ -276,7 +269,6 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 			return "PONG", nil
 		}
 		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
 			return int64(1), nil
 		}
 		mu.Lock()
@@ -291,6 +283,7 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 		}
 		return count, nil
 	}
+	conn.beforeSend = holdFirst(is(g))
 	h := run(t, nil, conn)
 	h.connected(t)
 	hot := func(inc int64) protocol.Request {
@@ -336,10 +329,8 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 func TestCoalescingSkipsKeysReadInTheSameBatch(t *testing.T) {
 	g := newGate()
 	conn := &fakeConn{}
+	conn.beforeSend = holdFirst(is(g))
 	conn.do = func(cmd string, args ...any) (any, error) {
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-		}
 		if cmd == "HMGET" {
 			return []any{nil, nil, nil}, nil
 		}
@@ -372,7 +363,6 @@ func coalescedGroup(t *testing.T, groupErr error, singleErr func(increment int64
 			return "PONG", nil
 		}
 		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
 			return int64(1), nil
 		}
 		if args[0] == coalescedSHA {
@@ -383,6 +373,7 @@ func coalescedGroup(t *testing.T, groupErr error, singleErr func(increment int64
 		}
 		return int64(9), nil
 	}
+	conn.beforeSend = holdFirst(is(g))
 	h := run(t, nil, conn)
 	h.connected(t)
 	k := protocol.BucketKey{Bucket: 1, ID: "k"}
@@ -438,10 +429,6 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 			return "PONG", nil
 		}
 		if strings.Contains(fmt.Sprint(args...), "first") {
-			mu.Lock()
-			cur := g
-			mu.Unlock()
-			cur.hold()
 			return int64(1), nil
 		}
 		if args[0] == coalescedSHA {
@@ -449,6 +436,11 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 		}
 		return int64(1), nil
 	}
+	conn.beforeSend = holdFirst(func() *gate {
+		mu.Lock()
+		defer mu.Unlock()
+		return g
+	})
 	const maxPipeline = 8
 	h := run(t, func(c *Config) { c.MaxPipeline = maxPipeline }, conn)
 	h.connected(t)
@@ -464,7 +456,7 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 
 	// The pipeline still takes every queued call at once.
 	conn.mu.Lock()
-	conn.maxPending = 0
+	flushes := conn.flushes
 	conn.mu.Unlock()
 	reqs := make([]protocol.Request, maxPipeline-1)
 	for i := range reqs {
@@ -475,17 +467,12 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 	}
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
-	assert.Equal(t, len(reqs), conn.maxPending, "the queued calls went out as one flight")
+	assert.Equal(t, 2, conn.flushes-flushes, "first, then the queued calls as one flight")
 }
 
 func TestCoalescingCanBeDisabled(t *testing.T) {
 	g := newGate()
-	conn := &fakeConn{do: func(cmd string, args ...any) (any, error) {
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-		}
-		return okDo(cmd, args...)
-	}}
+	conn := &fakeConn{do: okDo, beforeSend: holdFirst(is(g))}
 	h := run(t, func(c *Config) { c.DisableCoalescing = true }, conn)
 	h.connected(t)
 	reqs := []protocol.Request{countHit("k"), countHit("k"), countHit("k")}
@@ -511,15 +498,23 @@ func TestPlanDoesNotOverflowASum(t *testing.T) {
 
 func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	g := newGate()
-	g2 := newGate()
+	held := newGate()
+	var mu sync.Mutex
+	moreSent, allSent := 0, make(chan struct{})
 	conn := &fakeConn{}
+	conn.beforeSend = func(cmd string, args ...any) {
+		holdFirst(is(g))(cmd, args...)
+		if strings.Contains(fmt.Sprint(args...), ":r") {
+			mu.Lock()
+			defer mu.Unlock()
+			if moreSent++; moreSent == 6 {
+				close(allSent)
+			}
+		}
+	}
 	conn.do = func(cmd string, args ...any) (any, error) {
-		a := fmt.Sprint(args...)
-		switch {
-		case strings.Contains(a, "first"):
-			g.hold()
-		case strings.Contains(a, ":q0:"):
-			g2.hold() // the test queues more calls meanwhile
+		if strings.Contains(fmt.Sprint(args...), ":q0:") {
+			held.hold() // the reader waits for q0's reply
 		}
 		return okDo(cmd, args...)
 	}
@@ -531,7 +526,7 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	}
 	more := make(chan []error, 1)
 	go func() {
-		<-g2.entered // q0's reply is being read: the flight of ten is in the air
+		<-held.entered // the flight of ten is in the air
 		reqs := make([]protocol.Request, 6)
 		for i := range reqs {
 			reqs[i] = countHit(fmt.Sprint("r", i))
@@ -545,8 +540,8 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 				_, errs[i] = h.s.do(context.Background(), r)
 			}()
 		}
-		h.waitQueued(t, len(reqs))
-		close(g2.release)
+		<-allSent // written while q0's reply is still awaited
+		close(held.release)
 		wg.Wait()
 		more <- errs
 	}()
@@ -559,7 +554,6 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	assert.Equal(t, 9+6, conn.maxPending, "the six went out while nine of the ten were still in the air")
-	assert.Equal(t, 3, conn.flushes, "first, the ten, the six")
 }
 
 func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
@@ -573,13 +567,6 @@ func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
 			return "PONG", nil
 		}
 		mu.Lock()
-		g := gates[round]
-		mu.Unlock()
-		if strings.Contains(fmt.Sprint(args...), "first") {
-			g.hold()
-			return int64(1), nil
-		}
-		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case cmd == "EVALSHA" && args[0] == coalescedSHA && !cached:
@@ -589,6 +576,11 @@ func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
 		}
 		return int64(5), nil
 	}
+	conn.beforeSend = holdFirst(func() *gate {
+		mu.Lock()
+		defer mu.Unlock()
+		return gates[round]
+	})
 	h := run(t, nil, conn)
 	h.connected(t)
 	hot := []protocol.Request{countHit("k"), countHit("k")}

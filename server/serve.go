@@ -69,7 +69,7 @@ func (s *Server) Serve(ctx context.Context) (err error) {
 		cn.eachTaken(func(c *call) {
 			c.fail(fmt.Errorf("%w (%s): the server goroutine ended", protocol.ErrDisconnected, c.req.Op()))
 		})
-		cn.setInAir(0)
+		s.stats.inAir.Store(0)
 		s.setLive(nil)
 		close(inc.down)
 	}()
