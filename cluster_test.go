@@ -101,8 +101,15 @@ func TestClusterFailover(t *testing.T) {
 
 	master, err := c.MasterOf(protocol.Slot(protocol.Key(protocol.DefaultKeyPrefix, key)))
 	require.NoError(t, err)
-	_, err = master.Conn(t).Do("WAIT", 1, 5000) // the hit is on the replica too
+	// The hit is on the replica too. WAIT counts the replicas that have
+	// every write of its own connection, so write a mark in the key's slot
+	// first: the replication stream is ordered.
+	mc := master.Conn(t)
+	_, err = mc.Do("SET", "{"+protocol.Key(protocol.DefaultKeyPrefix, key)+"}:mark", 1)
 	require.NoError(t, err)
+	acked, err := redis.Int(mc.Do("WAIT", 1, 5000))
+	require.NoError(t, err)
+	require.Equal(t, 1, acked, "the replica has the hit")
 	master.Kill()
 	killed := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
