@@ -17,7 +17,7 @@
 //
 //	-duration d    measurement per cell (default 2s)
 //	-warmup d      warm-up per cell, not measured (default 500ms)
-//	-callers list  concurrent callers (default 1,16,64,256)
+//	-callers list  concurrent callers (default 1,4,16,64,256)
 //	-workloads l   random, hot (default both)
 //	-libs list     rows whose key or name contains a word (default all)
 //	-out dir       write bench.md and the PNGs there; without it the
@@ -87,7 +87,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 2*time.Second, "measurement per cell")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "warm-up per cell, not measured")
-	callers := fs.String("callers", "1,16,64,256", "comma-separated numbers of concurrent callers")
+	callers := fs.String("callers", "1,4,16,64,256", "comma-separated numbers of concurrent callers")
 	wls := fs.String("workloads", "random,hot", "comma-separated workloads: random, hot")
 	libs := fs.String("libs", "all", "comma-separated words: rows whose key or name contains one run")
 	out := fs.String("out", "", "directory for bench.md and the charts; empty: Markdown to standard output")
