@@ -195,7 +195,7 @@ func TestACLOptionalRights(t *testing.T) {
 	testenv.Do(t, admin, "SCRIPT", "FLUSH")
 	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix, RedisURL: testenv.UserURL("redis", "full", testenv.ACLPassword, srv.Addr()),
 		RedixConfig: &hammerredis.RedisConfig{ClientName: "acl-full", Database: 2}})
-	assert.Equal(t, 2, secCachedScripts(t, admin), "with +script|load both scripts are loaded at connection start")
+	assert.Equal(t, 3, secCachedScripts(t, admin), "with +script|load the three scripts are loaded at connection start")
 	assert.NotEmpty(t, clientLine(t, admin, "acl-full"), "CLIENT SETNAME ran")
 	n, err := secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "db2"})
 	require.NoError(t, err)

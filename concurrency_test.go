@@ -46,13 +46,7 @@ func TestCoalescedHitsOverflowAsIfOneByOne(t *testing.T) {
 
 				// Hold the connection with a hit in flight, so the next
 				// two queue up and go out together.
-				testenv.Do(t, f.Admin, "CLIENT", "PAUSE", 20000, "WRITE")
-				held := make(chan error, 1)
-				go func() {
-					_, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "held"}, 1)
-					held <- err
-				}()
-				waitClient(t, f.Admin, "coalesce", func(l string) bool { return strings.Contains(l, " flags=b ") })
+				_, release := holdPipeline(t, f, "coalesce")
 				type result struct {
 					n   int64
 					err error
@@ -63,12 +57,11 @@ func TestCoalescedHitsOverflowAsIfOneByOne(t *testing.T) {
 						n, err := f.B.CountHitN(ctx, key, int64(2+i), inc)
 						results[i] <- result{n, err}
 					}()
-					for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < i+1; time.Sleep(time.Millisecond) {
+					for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
 						require.True(t, time.Now().Before(deadline), "hit %d never queued", i+1)
 					}
 				}
-				testenv.Do(t, f.Admin, "CLIENT", "UNPAUSE")
-				require.NoError(t, <-held)
+				release()
 				first, second := <-results[0], <-results[1]
 
 				assert.ErrorIs(t, first.err, hammerredis.ErrRedis,
@@ -283,4 +276,112 @@ func TestScriptErrorsUnderLoadKeepThePipeline(t *testing.T) {
 	assert.Equal(t, 128, count)
 	assert.Zero(t, f.B.Stats().InAir)
 	assert.Equal(t, uint64(1), f.B.Stats().Connects, "one connection all along")
+}
+
+// TestHitsOnDistinctBucketsShareOneScriptRun: hits on distinct buckets that
+// queue up together run as one multi-key script, which writes to each bucket
+// exactly what its hits write one by one, gives each caller its own count,
+// and refuses a key of another type for its own hit only.
+func TestHitsOnDistinctBucketsShareOneScriptRun(t *testing.T) {
+	srv := redistest.New(t)
+	f := start(t, srv, hammerredis.Options{RedixConfig: named("multi")})
+	one := start(t, srv, hammerredis.Options{RedixConfig: named("one"), DisableCoalescing: true})
+	ctx := context.Background()
+	ids := []string{"a", "b", "a", "c", "str", "d", "a"}
+	wantCounts := []int64{1, 1, 2, 1, 0, 1, 3}
+	for _, fx := range []*testenv.Fixture{f, one} {
+		testenv.Do(t, f.Admin, "SET", fx.Key("str", 1), "a string")
+	}
+
+	// Hold the connection with a hit in flight, so that the others queue
+	// up and go out together.
+	written, release := holdPipeline(t, f, "multi")
+	before := cmdCalls(t, f.Admin, "evalsha")
+	type result struct {
+		n   int64
+		err error
+	}
+	results := make([]chan result, len(ids))
+	for i, id := range ids {
+		results[i] = make(chan result, 1)
+		go func() {
+			n, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: id}, int64(10+i))
+			results[i] <- result{n, err}
+		}()
+		for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "hit %d never queued", i)
+		}
+	}
+	release()
+	for i, id := range ids {
+		r := <-results[i]
+		if id == "str" {
+			assert.ErrorIs(t, r.err, hammerredis.ErrRedis)
+			assert.ErrorContains(t, r.err, "WRONGTYPE")
+			continue
+		}
+		require.NoError(t, r.err, "hit %d on %s", i, id)
+		assert.Equal(t, wantCounts[i], r.n, "hit %d on %s: its own count, in queue order", i, id)
+	}
+	assert.Equal(t, 1+written+1, cmdCalls(t, f.Admin, "evalsha")-before,
+		"the held hit and the probes written, then one run for the seven and the last probe")
+
+	// The same hits one by one, on their own prefix: the same hashes.
+	for i, id := range ids {
+		_, err := one.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: id}, int64(10+i))
+		if id == "str" {
+			assert.ErrorContains(t, err, "WRONGTYPE")
+			continue
+		}
+		require.NoError(t, err)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		assert.Equal(t, badHash(t, f.Admin, one.Key(id, 1)), badHash(t, f.Admin, f.Key(id, 1)), "bucket %s", id)
+		assert.Equal(t, badTTL(t, f.Admin, one.Key(id, 1)), badTTL(t, f.Admin, f.Key(id, 1)), "bucket %s", id)
+	}
+	assert.Equal(t, []byte("a string"), testenv.Do(t, f.Admin, "GET", f.Key("str", 1)), "the other type's key is untouched")
+	assert.Equal(t, int64(-1), badTTL(t, f.Admin, f.Key("str", 1)))
+}
+
+// holdPipeline holds f's connection, whose client name is client, with a
+// hit in flight that Redis does not run yet (CLIENT PAUSE WRITE), and
+// returns once calls queue behind it. The backend writes a call at once
+// while the calls in flight have had a reply lately, so it sends probe hits
+// (on ids of their own) until one stays queued. It returns how many probes
+// were written meanwhile, and release, which lets Redis run and waits for
+// the held hit and the probes. One probe is left queued: the calls a test
+// queues next come after it (QueueDepth 1 + their number).
+func holdPipeline(t *testing.T, f *testenv.Fixture, client string) (written int, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Do(t, f.Admin, "CLIENT", "PAUSE", 20000, "WRITE")
+	done := make(chan error, 64)
+	send := func(id string) {
+		go func() {
+			_, err := f.B.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: id}, 1)
+			done <- err
+		}()
+	}
+	send("held")
+	waitClient(t, f.Admin, client, func(l string) bool { return strings.Contains(l, " flags=b ") })
+	probes := 0
+	for f.B.Stats().QueueDepth == 0 {
+		require.Less(t, probes, cap(done)-1, "calls never queued behind the held hit")
+		send(fmt.Sprint("probe", probes))
+		probes++
+		// Queued, or written: wait to tell which.
+		for deadline := time.Now().Add(testenv.WaitLong); ; time.Sleep(time.Millisecond) {
+			if st := f.B.Stats(); st.QueueDepth > 0 || st.InAir == 1+probes {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "probe %d neither queued nor written", probes)
+		}
+	}
+	return probes - 1, func() {
+		t.Helper()
+		testenv.Do(t, f.Admin, "CLIENT", "UNPAUSE")
+		for range probes + 1 {
+			require.NoError(t, <-done)
+		}
+	}
 }

@@ -137,10 +137,13 @@ type Options struct {
 	// then hold no '{'. Default false: the Elixir layout.
 	HashTagKeys bool
 
-	// DisableCoalescing sends every hit on its own. By default, hits on one
-	// bucket that are queued together go to Redis as one script run of their
-	// summed increment; each caller still gets the count it would have had
-	// in queue order. Turn it off only to measure what it saves.
+	// DisableCoalescing sends every hit on its own. By default, hits queued
+	// together share script runs: hits on one bucket go to Redis as one run
+	// of their summed increment, and on a single server (not a cluster) the
+	// hits on up to 64 distinct buckets as one multi-key run; each caller
+	// still gets the count it would have had in queue order, and each bucket
+	// the data its hits would have written one by one. Turn it off only to
+	// measure what it saves.
 	DisableCoalescing bool
 
 	// QueueSize bounds the calls waiting for the connection, per server;

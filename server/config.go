@@ -54,7 +54,7 @@ type Config struct {
 	// replies are read; 1 turns pipelining off. Required, > 0.
 	MaxPipeline int
 	// DisableCoalescing sends every hit on its own, even when several hits
-	// on one bucket are queued together (see coalesce.go).
+	// are queued together (see coalesce.go and multi.go).
 	DisableCoalescing bool
 	// Logger receives connection events. Required.
 	Logger *slog.Logger

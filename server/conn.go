@@ -43,7 +43,12 @@ type conn struct {
 	// evalCoalesced sends the next coalesced group as EVAL with the
 	// script's source: Redis lost the script (SCRIPT FLUSH, a failover) or
 	// the user may not run SCRIPT LOAD, and EVAL puts it back in the cache.
-	evalCoalesced bool
+	// evalMulti does the same for the next multi-key run.
+	evalCoalesced, evalMulti bool
+	others                   []*call                     // see order
+	readSet                  map[protocol.BucketKey]bool // see readKeys
+	multiBuf                 []byte                      // see sendMulti
+	multiOff                 []int
 	// readAtWrite is replies when the writer last wrote, busySince when it
 	// last wrote with nothing in the air (see mayWrite).
 	readAtWrite uint64
@@ -85,7 +90,7 @@ const (
 // newConn wraps rc, just dialed and prepared, for serving s.
 func newConn(s *Server, rc redis.Conn, gen uint64, evalCoalesced bool) *conn {
 	return &conn{
-		srv: s, rc: rc, gen: gen, ttlArg: s.ttl, evalCoalesced: evalCoalesced,
+		srv: s, rc: rc, gen: gen, ttlArg: s.ttl, evalCoalesced: evalCoalesced, evalMulti: evalCoalesced,
 		sent:    make(chan *flight, s.cfg.MaxPipeline+1),
 		poke:    make(chan struct{}, 1),
 		resend:  make(chan struct{}, 1),
@@ -250,6 +255,9 @@ func (cn *conn) sendAgain() {
 	for _, f := range again {
 		if f.lostScript {
 			cn.evalCoalesced = true
+		}
+		if f.lostMulti {
+			cn.evalMulti = true
 		}
 		cn.launch(f.noScript, true, false)
 		cn.launch(f.singly, false, false)

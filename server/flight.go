@@ -26,6 +26,11 @@ type flight struct {
 	// one). lostScript: Redis lost the coalesced script.
 	noScript, singly []*call
 	lostScript       bool
+	// multiEnds: the calls before multiEnds[len-1] go out in multi-key
+	// runs, each ending at the next element (multi.go); lostMulti: Redis
+	// lost the multi-key script.
+	multiEnds []int
+	lostMulti bool
 }
 
 // launch writes calls as one flight, flushes them and hands the flight to
@@ -39,22 +44,27 @@ func (cn *conn) launch(calls []*call, evalSource, coalesce bool) {
 	f := cn.newFlight()
 	f.calls = append(f.calls, calls...)
 	f.evalSource = evalSource
-	cn.plan(f, coalesce && !evalSource && !cn.srv.cfg.DisableCoalescing)
-	for k := range f.calls {
+	coalesce = coalesce && !evalSource && !cn.srv.cfg.DisableCoalescing
+	m := 0
+	if coalesce && !cn.srv.cfg.Cluster && len(f.calls) > 1 {
+		m = cn.order(f)
+	}
+	cn.plan(f, coalesce)
+	f.chunk(m)
+	start := 0
+	for _, end := range f.multiEnds {
+		if err := cn.sendMulti(f, start, end); err != nil {
+			cn.failWriting(f, end, err)
+			return
+		}
+		start = end
+	}
+	for k := start; k < len(f.calls); k++ {
 		if f.lead[k] != int32(k) {
 			continue // sent with its group's first call
 		}
 		if err := cn.sendGroup(f, k); err != nil {
-			// Groups up to this one may have left the buffer, this one in
-			// part; the rest were never written.
-			for i, c := range f.calls {
-				if f.lead[i] <= int32(k) {
-					c.fail(callErr(cn.rc, c.req, err))
-				} else {
-					failUnsent(f.calls[i : i+1])
-				}
-			}
-			cn.freeFlight(f)
+			cn.failWriting(f, k+1, err)
 			return
 		}
 	}
@@ -65,6 +75,20 @@ func (cn *conn) launch(calls []*call, evalSource, coalesce bool) {
 	}
 	cn.addInAir(len(f.calls))
 	cn.sent <- f
+}
+
+// failWriting answers the calls of f after a write error: the groups led
+// before bound may have left the buffer, the last of them in part; the rest
+// were never written.
+func (cn *conn) failWriting(f *flight, bound int, err error) {
+	for i, c := range f.calls {
+		if int(f.lead[i]) < bound {
+			c.fail(callErr(cn.rc, c.req, err))
+		} else {
+			failUnsent(f.calls[i : i+1])
+		}
+	}
+	cn.freeFlight(f)
 }
 
 // groupSize returns how many calls the group led by call k holds.
@@ -109,6 +133,7 @@ func (cn *conn) newFlight() *flight {
 func (cn *conn) freeFlight(f *flight) {
 	clear(f.calls)
 	f.calls, f.due, f.evalSource, f.noScript, f.singly, f.lostScript = f.calls[:0], 0, false, nil, nil, false
+	f.multiEnds, f.lostMulti = f.multiEnds[:0], false
 	cn.mu.Lock()
 	cn.spare = append(cn.spare, f)
 	cn.mu.Unlock()

@@ -47,6 +47,11 @@ func holdFirst(g func() *gate) func(string, ...any) {
 // is returns g, for holdFirst.
 func is(g *gate) func() *gate { return func() *gate { return g } }
 
+// oneByOne has a test's server send every call as its own command, for
+// tests of what happens to each command of a pipeline (multi.go has those
+// of a multi-key run).
+func oneByOne(c *Config) { c.DisableCoalescing = true }
+
 // queueBehind starts one call that blocks in the server, then n more that
 // queue behind it, and returns their results in call order once released.
 func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []error {
@@ -81,7 +86,10 @@ func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
 			g := newGate()
 			conn := &fakeConn{do: okDo}
 			conn.beforeSend = holdFirst(is(g))
-			h := run(t, func(c *Config) { c.MaxPipeline = tt.maxPipeline }, conn)
+			h := run(t, func(c *Config) {
+				c.MaxPipeline = tt.maxPipeline
+				c.DisableCoalescing = true // a command per call, to check their order
+			}, conn)
 			h.connected(t)
 			reqs := make([]protocol.Request, 10)
 			for i := range reqs {
@@ -115,7 +123,7 @@ func TestBrokenConnectionMidBatch(t *testing.T) {
 		return okDo(cmd, args...)
 	}
 	conn.beforeSend = holdFirst(is(g))
-	h := run(t, nil, conn)
+	h := run(t, oneByOne, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 5)
 	for i := range reqs {
@@ -147,7 +155,10 @@ func TestCallsNeverWrittenGetErrClosed(t *testing.T) {
 	g := newGate()
 	fc := &fakeConn{do: okDo, beforeSend: holdFirst(is(g))}
 	conn := &sendFailConn{fakeConn: fc, n: 2} // first and q0 are written, q1 fails
-	h := run(t, func(c *Config) { c.Dial = dialConn(conn) })
+	h := run(t, func(c *Config) {
+		c.Dial = dialConn(conn)
+		oneByOne(c)
+	})
 	h.connected(t)
 	reqs := make([]protocol.Request, 4)
 	for i := range reqs {
@@ -176,7 +187,7 @@ func TestNoScriptInsideAPipelineIsRetriedWithEval(t *testing.T) {
 		return int64(7), nil
 	}
 	conn.beforeSend = holdFirst(is(g))
-	h := run(t, nil, conn)
+	h := run(t, oneByOne, conn)
 	h.connected(t)
 	reqs := []protocol.Request{countHit("q0"), countHit("q1"), countHit("q2")}
 	for _, err := range queueBehind(t, h, g, reqs) {
@@ -290,7 +301,10 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 		return protocol.CountHit{Key: protocol.BucketKey{Bucket: 1, ID: "hot"}, Now: 100 + inc, Increment: inc}
 	}
 	var counts [5]int64
-	reqs := []protocol.Request{hot(1), hot(2), countHit("other"), hot(3), hot(4), hot(5)}
+	// A read of another bucket in between: a lone hit there would join the
+	// hot bucket's group in a multi-key run (TestHitsOnDistinctKeysShareOneRun).
+	other := protocol.GetBucket{Key: protocol.BucketKey{Bucket: 1, ID: "other"}}
+	reqs := []protocol.Request{hot(1), hot(2), other, hot(3), hot(4), hot(5)}
 	first := make(chan error, 1)
 	go func() {
 		_, err := h.s.do(context.Background(), countHit("first"))
@@ -434,7 +448,7 @@ func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
 		if args[0] == coalescedSHA {
 			return nil, redis.Error(notRunCode + " WRONGTYPE Operation against a key holding the wrong kind of value")
 		}
-		return int64(1), nil
+		return okDo(cmd, args...)
 	}
 	conn.beforeSend = holdFirst(func() *gate {
 		mu.Lock()
@@ -518,7 +532,7 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
-	h := run(t, nil, conn)
+	h := run(t, oneByOne, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 10)
 	for i := range reqs {

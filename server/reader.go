@@ -48,6 +48,24 @@ func (cn *conn) receive(f *flight) {
 	}()
 	for f.due < len(f.calls) {
 		k := f.due
+		if end := f.runAt(k); end >= 0 {
+			reply, err := cn.rc.Receive()
+			if err != nil && cn.rc.Err() != nil {
+				cn.broke(err)
+				return
+			}
+			cn.addInAir(k - end)
+			cn.readAt.Store(int64(clock()))
+			cn.replies.Add(1)
+			signal(cn.poke)
+			cn.landMulti(f, k, end, reply, err)
+			f.due = end
+			if err != nil && cn.rc.Err() != nil {
+				cn.broke(cn.rc.Err()) // closed by callErr: a READONLY reply
+				return
+			}
+			continue
+		}
 		if f.lead[k] != int32(k) {
 			f.due++
 			continue // a member: answered with its group

@@ -103,3 +103,58 @@ var (
 	coalescedSHA    any = coalescedScript.Hash()
 	coalescedSource any = coalescedLua
 )
+
+// multiKeyScript is count_hit for several buckets at once: the groups of a
+// flight on distinct keys (each one hit, or hits coalesced), so that Redis
+// runs one script for many checks (multi.go). It runs only on a single
+// server: on a Redis Cluster the keys of one script must share a slot.
+//
+//	KEYS[i]      the bucket keys
+//	ARGV[1]      the TTL in seconds
+//	ARGV[3i-1]   key i's first hit's now (created, if the bucket is new)
+//	ARGV[3i]     key i's last hit's now (updated)
+//	ARGV[3i+1]   key i's summed increment
+//
+// It returns one element per key: the count, or an error. An error marked
+// with notRunCode wrote nothing for its key (HINCRBY refused it: a key of
+// another type, an overflow, a key the user may not write); any other error
+// came after the count was written. One key's error does not stop the
+// others. A TTL out of range refuses the whole run before anything is
+// written (notRunCode).
+var multiKeyScript = redis.NewScript(-1, multiKeyLua)
+
+const multiKeyLua = `
+local ttl = tonumber(ARGV[1])
+if not ttl or ttl < 1 or ttl > 3155760001 then
+  return redis.error_reply('NOTRUN ERR count_hit: invalid TTL ' .. ARGV[1])
+end
+local out = {}
+for i = 1, #KEYS do
+  local k, j = KEYS[i], 3 * i - 1
+  local count = redis.pcall('HINCRBY', k, 'count', ARGV[j + 2])
+  if type(count) == 'table' then
+    out[i] = {err = 'NOTRUN ' .. count['err']}
+  else
+    local e = redis.pcall('HSETNX', k, 'created', ARGV[j])
+    if type(e) ~= 'table' then e = redis.pcall('HSET', k, 'updated', ARGV[j + 1]) end
+    if type(e) ~= 'table' then e = redis.pcall('EXPIRE', k, ARGV[1]) end
+    if type(e) == 'table' then
+      out[i] = e
+    elseif count >= 9007199254740992 or count <= -9007199254740992 then
+      out[i] = redis.call('HMGET', k, 'count')[1]
+    else
+      out[i] = count
+    end
+  end
+end
+return out
+`
+
+var (
+	multiKeySHA    any = multiKeyScript.Hash()
+	multiKeySource any = multiKeyLua
+)
+
+// maxMultiKeys bounds the keys of one multi-key script run, so that one run
+// keeps Redis from other clients no longer than a few dozen checks do.
+const maxMultiKeys = 64

@@ -137,8 +137,8 @@ func (s *Server) connect(ctx context.Context, gen uint64) (*conn, error) {
 // the server answers commands (not LOADING, not frozen), and loading the
 // scripts saves the first EVALSHA a NOSCRIPT. A user without the right to run
 // SCRIPT LOAD still works: count_hit falls back to EVAL after NOSCRIPT, and
-// coalesced hits go out as EVAL first (coalescedLoaded false). Stop
-// interrupts it, closing rc.
+// coalesced and multi-key scripts go out as EVAL first (coalescedLoaded
+// false). Stop interrupts it, closing rc.
 func prepare(ctx context.Context, rc redis.Conn) (coalescedLoaded bool, err error) {
 	defer context.AfterFunc(ctx, func() { rc.Close() })()
 	_, err = rc.Do("PING")
@@ -147,6 +147,9 @@ func prepare(ctx context.Context, rc redis.Conn) (coalescedLoaded bool, err erro
 	}
 	if err == nil {
 		coalescedLoaded, err = loadScript(rc, coalescedScript)
+	}
+	if err == nil && coalescedLoaded {
+		coalescedLoaded, err = loadScript(rc, multiKeyScript)
 	}
 	if err != nil {
 		rc.Close()

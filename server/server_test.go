@@ -149,12 +149,32 @@ type sent struct {
 	args []any
 }
 
-// okDo answers PING and the count_hit script with 1.
-func okDo(cmd string, _ ...any) (any, error) {
-	if cmd == "PING" {
+// okDo answers PING, HMGET (no bucket) and the count_hit scripts with 1
+// (the multi-key script with 1 for each key).
+func okDo(cmd string, args ...any) (any, error) {
+	switch cmd {
+	case "PING":
 		return "PONG", nil
+	case "HMGET":
+		return []any{nil, nil, nil}, nil
+	}
+	if n, ok := multiKeys(args); ok {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = int64(1)
+		}
+		return out, nil
 	}
 	return int64(1), nil
+}
+
+// multiKeys reports whether args are those of a multi-key script run, and
+// its number of keys.
+func multiKeys(args []any) (int, bool) {
+	if len(args) < 2 || (args[0] != multiKeySHA && args[0] != multiKeySource) {
+		return 0, false
+	}
+	return args[1].(int), true
 }
 
 type harness struct {

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// Multi-key runs: on a single server, the hits of one flight on distinct
+// buckets go out as one run of the multi-key script (script.go), up to
+// maxMultiKeys buckets per run, instead of one count_hit each, so that Redis
+// spends less per check where it is the bottleneck. Each bucket gets what
+// its count_hit (or its coalesced group) would have written, and each caller
+// its own count. Hits on a bucket that the flight also reads (GetBucket) are
+// left out, as they are of coalescing, and so are ASKING calls; on a Redis
+// Cluster, where one script's keys must share a slot, no flight is run so.
+//
+// order moves those calls to the front of the flight, keeping their order
+// and that of the others; plan then groups them by key; chunk cuts the
+// groups at the front into runs; the writer sends the runs first
+// (sendMulti), and the reader reads each run's reply, one element per group
+// (landMulti).
+
+// order moves the calls of f that may run in a multi-key script to its
+// front, in queue order, and returns how many there are. Calls on distinct
+// buckets are independent, so their order between buckets does not matter;
+// the calls of one bucket keep theirs.
+func (cn *conn) order(f *flight) int {
+	read := cn.readKeys(f)
+	cn.others = cn.others[:0]
+	m := 0
+	for _, c := range f.calls {
+		h, ok := c.req.(*protocol.CountHit)
+		if ok && !c.asking && !read[h.Key] {
+			f.calls[m] = c
+			m++
+		} else {
+			cn.others = append(cn.others, c)
+		}
+	}
+	copy(f.calls[m:], cn.others)
+	clear(cn.others)
+	return m
+}
+
+// readKeys returns the set of buckets f reads, nil when none: most flights
+// read none, and a nil map reads as empty.
+func (cn *conn) readKeys(f *flight) map[protocol.BucketKey]bool {
+	var read map[protocol.BucketKey]bool
+	for _, c := range f.calls {
+		if g, ok := c.req.(*protocol.GetBucket); ok {
+			if read == nil {
+				if cn.readSet == nil {
+					cn.readSet = make(map[protocol.BucketKey]bool)
+				}
+				clear(cn.readSet)
+				read = cn.readSet
+			}
+			read[g.Key] = true
+		}
+	}
+	return read
+}
+
+// chunk cuts the groups among the first m calls of f, once planned, into
+// multi-key runs of at most maxMultiKeys groups, recording where each ends.
+// Fewer than two groups make no run: one group goes out as before.
+func (f *flight) chunk(m int) {
+	f.multiEnds = f.multiEnds[:0]
+	groups := 0
+	for k := range m {
+		if f.lead[k] == int32(k) {
+			groups++
+		}
+	}
+	if groups < 2 {
+		return
+	}
+	n := 0
+	for k := range m {
+		if f.lead[k] != int32(k) {
+			continue
+		}
+		if n == maxMultiKeys {
+			f.multiEnds = append(f.multiEnds, k)
+			n = 0
+		}
+		n++
+	}
+	f.multiEnds = append(f.multiEnds, m)
+}
+
+// runAt returns the end of the multi-key run of f that starts at call k, or
+// -1 when none does.
+func (f *flight) runAt(k int) int {
+	start := 0
+	for _, end := range f.multiEnds {
+		if start == k {
+			return end
+		}
+		start = end
+	}
+	return -1
+}
+
+// sendMulti writes the multi-key run of f's calls [start, end): every
+// group led there, its key, first and last now and summed increment. The
+// keys are written into one buffer first, since redigo encodes them only
+// when Send is called.
+func (cn *conn) sendMulti(f *flight, start, end int) error {
+	layout := cn.srv.layout()
+	cn.multiBuf, cn.multiOff = cn.multiBuf[:0], cn.multiOff[:0]
+	for k := start; k < end; k++ {
+		if f.lead[k] == int32(k) {
+			cn.multiBuf = layout.AppendKey(cn.multiBuf, f.calls[k].req.(*protocol.CountHit).Key)
+			cn.multiOff = append(cn.multiOff, len(cn.multiBuf))
+		}
+	}
+	cmd, script := "EVALSHA", multiKeySHA
+	if cn.evalMulti {
+		cmd, script = "EVAL", multiKeySource
+		cn.evalMulti = false // cached again by this EVAL
+	}
+	cn.args = append(cn.args[:0], script, len(cn.multiOff))
+	from := 0
+	for _, to := range cn.multiOff {
+		cn.args = append(cn.args, cn.multiBuf[from:to:to])
+		from = to
+	}
+	cn.args = append(cn.args, cn.ttlArg)
+	for k := start; k < end; k++ {
+		if f.lead[k] != int32(k) {
+			continue
+		}
+		first := f.calls[k].req.(*protocol.CountHit)
+		lastNow := first.Now
+		for i := f.next[k]; i >= 0; i = f.next[i] {
+			lastNow = f.calls[i].req.(*protocol.CountHit).Now
+		}
+		cn.args = append(cn.args, cn.nowArg(first.Now), cn.nowArg(lastNow), f.sum[k])
+	}
+	return cn.rc.Send(cmd, cn.args...)
+}
+
+// landMulti answers the groups of f's calls [start, end) from their
+// multi-key run's reply, or keeps them to be sent again when nothing ran. It
+// runs on the reader.
+func (cn *conn) landMulti(f *flight, start, end int, reply any, err error) {
+	if err != nil {
+		notRun, why := groupNotRun(err)
+		switch {
+		case notRun && isReadOnly(why):
+			cn.failRange(f, start, end, why)
+		case notRun:
+			// The run wrote nothing (NOSCRIPT, a TTL refused): its calls
+			// go again one by one.
+			if isNoScript(why) {
+				f.lostMulti = true
+			}
+			f.singly = append(f.singly, f.calls[start:end]...)
+		default:
+			// It may have written: its hits are never sent again.
+			cn.failRange(f, start, end, err)
+		}
+		return
+	}
+	elems, ok := reply.([]any)
+	groups := 0
+	for k := start; k < end; k++ {
+		if f.lead[k] == int32(k) {
+			groups++
+		}
+	}
+	if !ok || len(elems) != groups {
+		cn.failRange(f, start, end, fmt.Errorf("%w: the multi-key count_hit replied %T of %d elements, want %d",
+			protocol.ErrBadReply, reply, lenOf(reply), groups))
+		return
+	}
+	i := 0
+	for k := start; k < end; k++ {
+		if f.lead[k] != int32(k) {
+			continue
+		}
+		e := elems[i]
+		i++
+		rerr, isErr := e.(redis.Error)
+		notRun, why := groupNotRun(rerr)
+		switch {
+		case !isErr:
+			cn.answerGroup(f, k, e, nil)
+		case notRun && f.next[k] < 0:
+			// HINCRBY refused the lone hit: what its count_hit would say.
+			cn.finish(f.calls[k], nil, why)
+		case notRun:
+			// Nothing written for this bucket: its hits go one by one,
+			// each with its own outcome.
+			for j := int32(k); j >= 0; j = f.next[j] {
+				f.singly = append(f.singly, f.calls[j])
+			}
+		default:
+			cn.answerGroup(f, k, nil, rerr)
+		}
+	}
+}
+
+// failRange answers every call of f's calls [start, end) with err.
+func (cn *conn) failRange(f *flight, start, end int, err error) {
+	for _, c := range f.calls[start:end] {
+		c.fail(callErr(cn.rc, c.req, err))
+	}
+}
