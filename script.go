@@ -15,3 +15,18 @@ import "github.com/hammer-go/hammerredis/server"
 //
 // It returns the bucket's new count, as a string past 2^53.
 const CountHitLua = server.CountHitLua
+
+// MultiKeyCountHitLua is the Lua source of the multi-key count_hit script:
+// on a single server, hits on distinct buckets queued together run as one
+// run of it, each bucket written as its own count_hit would write it. It is
+// exported, like CountHitLua, for tools that measure the Redis work of a
+// check.
+//
+//	KEYS[i]      the bucket keys
+//	ARGV[1]      the TTL in seconds
+//	ARGV[3i-1]   key i's first hit's now (created, if the bucket is new)
+//	ARGV[3i]     key i's last hit's now (updated)
+//	ARGV[3i+1]   key i's summed increment
+//
+// It returns one element per key: the bucket's new count, or an error.
+const MultiKeyCountHitLua = server.MultiKeyLua

@@ -20,7 +20,9 @@ const hammerPoolN = 4
 // (0: the default).
 func hammerDriver(key, name string, pool, pipeline int) driver {
 	pipe := "default (256)"
-	work := "count_hit Lua script (HINCRBY, HSETNX, HSET, EXPIRE) by EVALSHA; the calls queued meanwhile share one pipelined write"
+	work := "count_hit Lua script (HINCRBY, HSETNX, HSET, EXPIRE) by EVALSHA; calls are written as they come while few are in the air, " +
+		"else the calls queued meanwhile share one write; hits queued together share script runs (one bucket's hits summed, " +
+		"up to 64 buckets in one multi-key run)"
 	if pipeline != 0 {
 		pipe = fmt.Sprint(pipeline)
 	}

@@ -26,6 +26,8 @@
 //	-ceiling       run redis-benchmark (default true)
 //	-gobench       run the library's BenchmarkCountHit (default true)
 //	-lib-dir dir   the library's module, for -gobench (default ..)
+//	-scriptcost    only measure Redis CPU per check: flights of count_hit
+//	               runs against one multi-key run (scriptcost.go)
 package main
 
 import (
@@ -45,6 +47,8 @@ import (
 
 // config is one run's settings.
 type config struct {
+	// scriptCost runs only the script-cost measurement (scriptcost.go).
+	scriptCost       bool
 	duration, warmup time.Duration
 	callers          []int
 	workloads        []workload
@@ -95,6 +99,7 @@ func parseFlags(args []string) (config, error) {
 	ceiling := fs.Bool("ceiling", true, "run redis-benchmark for the ceiling")
 	goBench := fs.Bool("gobench", true, "run the library's BenchmarkCountHit with go test -benchmem")
 	libDir := fs.String("lib-dir", "..", "the library's module directory, for -gobench")
+	scriptCost := fs.Bool("scriptcost", false, "only measure Redis CPU per check, count_hit runs against multi-key runs")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -102,7 +107,7 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg := config{
-		duration: *duration, warmup: *warmup, out: *out,
+		scriptCost: *scriptCost, duration: *duration, warmup: *warmup, out: *out,
 		ceiling: *ceiling, ceilingScale: 1, goBench: *goBench, libDir: *libDir, goBenchTime: "1s", reruns: 12,
 		cmdline:  strings.TrimSpace("go run . " + strings.Join(args, " ")),
 		progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) },
@@ -137,6 +142,14 @@ func parseFlags(args []string) (config, error) {
 // run measures every cell of cfg and writes the report: to cfg.out, or the
 // Markdown to stdout.
 func run(ctx context.Context, cfg config, stdout *os.File) error {
+	if cfg.scriptCost {
+		srv, err := startRedis()
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		return runScriptCost(ctx, srv, stdout)
+	}
 	rep, err := measure(ctx, cfg)
 	if err != nil {
 		return err

@@ -185,10 +185,12 @@ func (cn *conn) landMulti(f *flight, start, end int, reply any, err error) {
 		e := elems[i]
 		i++
 		rerr, isErr := e.(redis.Error)
-		notRun, why := groupNotRun(rerr)
-		switch {
-		case !isErr:
+		if !isErr {
 			cn.answerGroup(f, k, e, nil)
+			continue
+		}
+		notRun, why := groupNotRun(rerr) // only for errors: it allocates
+		switch {
 		case notRun && f.next[k] < 0:
 			// HINCRBY refused the lone hit: what its count_hit would say.
 			cn.finish(f.calls[k], nil, why)

@@ -121,9 +121,11 @@ var (
 // came after the count was written. One key's error does not stop the
 // others. A TTL out of range refuses the whole run before anything is
 // written (notRunCode).
-var multiKeyScript = redis.NewScript(-1, multiKeyLua)
+var multiKeyScript = redis.NewScript(-1, MultiKeyLua)
 
-const multiKeyLua = `
+// MultiKeyLua is the multi-key script's source, for tools that must do the
+// same Redis work as the backend (benchmarks).
+const MultiKeyLua = `
 local ttl = tonumber(ARGV[1])
 if not ttl or ttl < 1 or ttl > 3155760001 then
   return redis.error_reply('NOTRUN ERR count_hit: invalid TTL ' .. ARGV[1])
@@ -152,7 +154,7 @@ return out
 
 var (
 	multiKeySHA    any = multiKeyScript.Hash()
-	multiKeySource any = multiKeyLua
+	multiKeySource any = MultiKeyLua
 )
 
 // maxMultiKeys bounds the keys of one multi-key script run, so that one run
