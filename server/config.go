@@ -56,6 +56,9 @@ type Config struct {
 	// DisableCoalescing sends every hit on its own, even when several hits
 	// are queued together (see coalesce.go and multi.go).
 	DisableCoalescing bool
+	// stallAfter replaces the constant stallAfter when set: tests that hold
+	// a reply for long lengthen it.
+	stallAfter time.Duration
 	// Logger receives connection events. Required.
 	Logger *slog.Logger
 }

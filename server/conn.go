@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -53,7 +54,8 @@ type conn struct {
 	// last wrote with nothing in the air (see mayWrite).
 	readAtWrite uint64
 	busySince   time.Duration
-	stall       *time.Timer // fires when the calls in the air stall
+	stallAfter  time.Duration // stallAfter, or the test's Config.stallAfter
+	stall       *time.Timer   // fires when the calls in the air stall
 
 	// Between the two.
 	sent    chan *flight  // flights written, oldest first, for the reader
@@ -91,11 +93,12 @@ const (
 func newConn(s *Server, rc redis.Conn, gen uint64, evalCoalesced bool) *conn {
 	return &conn{
 		srv: s, rc: rc, gen: gen, ttlArg: s.ttl, evalCoalesced: evalCoalesced, evalMulti: evalCoalesced,
-		sent:    make(chan *flight, s.cfg.MaxPipeline+1),
-		poke:    make(chan struct{}, 1),
-		resend:  make(chan struct{}, 1),
-		dead:    make(chan struct{}),
-		readEnd: make(chan struct{}),
+		stallAfter: cmp.Or(s.cfg.stallAfter, stallAfter),
+		sent:       make(chan *flight, s.cfg.MaxPipeline+1),
+		poke:       make(chan struct{}, 1),
+		resend:     make(chan struct{}, 1),
+		dead:       make(chan struct{}),
+		readEnd:    make(chan struct{}),
 	}
 }
 
@@ -137,7 +140,7 @@ func (cn *conn) serve(ctx context.Context) error {
 		if eager && cn.room() > 0 {
 			requests = s.requests
 			if cn.inAir() > 0 {
-				cn.stall.Reset(stallAfter - cn.sinceProgress())
+				cn.stall.Reset(cn.stallAfter - cn.sinceProgress())
 			}
 		} else {
 			poke = cn.poke
@@ -182,7 +185,7 @@ func (cn *conn) serve(ctx context.Context) error {
 func (cn *conn) mayWrite() bool {
 	n := cn.inAir()
 	return n == 0 || cn.replies.Load() != cn.readAtWrite ||
-		(n < eagerBelow && cn.sinceProgress() < stallAfter)
+		(n < eagerBelow && cn.sinceProgress() < cn.stallAfter)
 }
 
 // sinceProgress is how long the calls in the air have waited for a reply:

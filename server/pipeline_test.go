@@ -56,26 +56,38 @@ func oneByOne(c *Config) { c.DisableCoalescing = true }
 // queue behind it, and returns their results in call order once released.
 func queueBehind(t *testing.T, h *harness, g *gate, reqs []protocol.Request) []error {
 	t.Helper()
+	_, errs := queueBehindCounts(t, h, g, reqs)
+	return errs
+}
+
+// queueBehindCounts is queueBehind, returning the counts of the hits too (0
+// for other calls).
+func queueBehindCounts(t *testing.T, h *harness, g *gate, reqs []protocol.Request) ([]int64, []error) {
+	t.Helper()
 	first := make(chan error, 1)
 	go func() {
 		_, err := h.s.do(context.Background(), countHit("first"))
 		first <- err
 	}()
 	<-g.entered
-	errs := make([]error, len(reqs))
+	counts, errs := make([]int64, len(reqs)), make([]error, len(reqs))
 	var wg sync.WaitGroup
 	for i, r := range reqs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = h.s.do(context.Background(), r)
+			var rep protocol.Reply
+			rep, errs[i] = h.s.do(context.Background(), r)
+			if c, ok := rep.(protocol.CountHitReply); ok {
+				counts[i] = c.Count
+			}
 		}()
 		h.waitQueued(t, i+1) // keep queue order = call order
 	}
 	close(g.release)
 	require.NoError(t, <-first)
 	wg.Wait()
-	return errs
+	return counts, errs
 }
 
 func TestQueuedCallsShareFlushesUpToMaxPipeline(t *testing.T) {
@@ -300,44 +312,21 @@ func TestHotKeyHitsAreCoalesced(t *testing.T) {
 	hot := func(inc int64) protocol.Request {
 		return protocol.CountHit{Key: protocol.BucketKey{Bucket: 1, ID: "hot"}, Now: 100 + inc, Increment: inc}
 	}
-	var counts [5]int64
 	// A read of another bucket in between: a lone hit there would join the
 	// hot bucket's group in a multi-key run (TestHitsOnDistinctKeysShareOneRun).
 	other := protocol.GetBucket{Key: protocol.BucketKey{Bucket: 1, ID: "other"}}
 	reqs := []protocol.Request{hot(1), hot(2), other, hot(3), hot(4), hot(5)}
-	first := make(chan error, 1)
-	go func() {
-		_, err := h.s.do(context.Background(), countHit("first"))
-		first <- err
-	}()
-	<-g.entered
-	var wg sync.WaitGroup
-	idx := 0
-	for i, r := range reqs {
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			rep, err := h.s.do(context.Background(), r)
-			require.NoError(t, err)
-			if k >= 0 {
-				counts[k] = rep.(protocol.CountHitReply).Count
-			}
-		}(map[bool]int{true: -1, false: idx}[i == 2])
-		if i != 2 {
-			idx++
-		}
-		h.waitQueued(t, i+1)
+	counts, errs := queueBehindCounts(t, h, g, reqs)
+	for _, err := range errs {
+		require.NoError(t, err)
 	}
-	close(g.release)
-	require.NoError(t, <-first)
-	wg.Wait()
 
 	cmds := conn.commands()
 	require.Len(t, cmds, 4, "PING, first, one coalesced hot and other: %q", cmds)
 	assert.Contains(t, cmds[2], fmt.Sprint(coalescedSHA))
 	assert.Contains(t, cmds[2], "Hammer:Redis:hot:1 101 105 15 61", "first now, last now, sum, TTL")
 	// The hot hits ran first in the pipeline: after them the count is 15.
-	assert.Equal(t, [5]int64{1, 3, 6, 10, 15}, counts, "each caller's count in queue order")
+	assert.Equal(t, []int64{1, 3, 0, 6, 10, 15}, counts, "each caller's count in queue order")
 }
 
 func TestCoalescingSkipsKeysReadInTheSameBatch(t *testing.T) {
@@ -419,13 +408,7 @@ func TestCoalescedFailureAfterItsFirstWriteIsNeverResent(t *testing.T) {
 		assert.ErrorIs(t, err, protocol.ErrRedis)
 		assert.ErrorContains(t, err, "NOPERM")
 	}
-	sent := 0
-	for _, c := range conn.commands() {
-		if strings.Contains(c, ":k:") {
-			sent++
-		}
-	}
-	assert.Equal(t, 1, sent, "the group's hits went out once, coalesced, and never again")
+	assert.Equal(t, 1, conn.sentWith(":k:"), "the group's hits went out once, coalesced, and never again")
 }
 
 func TestReSentCallsLeaveTheAirOnce(t *testing.T) {
@@ -532,7 +515,10 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 		}
 		return okDo(cmd, args...)
 	}
-	h := run(t, oneByOne, conn)
+	h := run(t, func(c *Config) {
+		oneByOne(c)
+		c.stallAfter = time.Hour // q0's reply is held as long as the test takes
+	}, conn)
 	h.connected(t)
 	reqs := make([]protocol.Request, 10)
 	for i := range reqs {
@@ -651,4 +637,54 @@ func TestRedialReplacesTheServingConnection(t *testing.T) {
 		t.Fatalf("a Redial made before the connection was dialed replaced it: %v", err)
 	default:
 	}
+}
+
+func TestCallsStayQueuedWhileRedisDoesNotAnswer(t *testing.T) {
+	held := newGate()
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if strings.Contains(fmt.Sprint(args...), ":stuck:") {
+			held.hold() // Redis does not answer
+		}
+		return okDo(cmd, args...)
+	}
+	// Stalled as soon as a call is in the air without a reply.
+	h := run(t, func(c *Config) { c.stallAfter = time.Nanosecond }, conn)
+	h.connected(t)
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := h.s.do(t.Context(), countHit("stuck"))
+		stuck <- err
+	}()
+	<-held.entered
+
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, id := range []string{"q0", "gone", "q1"} {
+		if id == "gone" {
+			go func() {
+				_, err := h.s.do(ctx, countHit(id))
+				gone <- err
+			}()
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i/2] = h.s.do(t.Context(), countHit(id))
+			}()
+		}
+		h.waitQueued(t, i+1) // not taken: the writer waits for a reply
+	}
+	cancel()
+	err := <-gone
+	assert.ErrorIs(t, err, context.Canceled, "withdrawn from the queue: never sent")
+	assert.NotErrorIs(t, err, protocol.ErrTimeout)
+	close(held.release)
+	require.NoError(t, <-stuck)
+	wg.Wait()
+	assert.NoError(t, errs[0])
+	assert.NoError(t, errs[1])
+	assert.Zero(t, conn.sentWith(":gone:"))
 }

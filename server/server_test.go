@@ -93,6 +93,17 @@ func (c *fakeConn) commands() []string {
 	return append([]string(nil), c.cmds...)
 }
 
+// sentWith counts the commands sent that contain s.
+func (c *fakeConn) sentWith(s string) int {
+	n := 0
+	for _, cmd := range c.commands() {
+		if strings.Contains(cmd, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // Send queues a command; its reply comes from do when it is received, as if
 // the reply arrived then.
 func (c *fakeConn) Send(cmd string, args ...any) error {
