@@ -49,8 +49,9 @@
 // unreachable, then serves requests until the connection breaks, its context
 // is cancelled or [Server.Stop] is called. It pipelines: a call goes out as
 // soon as it is queued while few are in the air, calls queued while many are
-// go out together (flight.go), and hits on one bucket queued together are
-// coalesced (coalesce.go). A broken connection ends Serve
+// go out together (flight.go), hits on one bucket queued together are
+// coalesced (coalesce.go), and on a single server hits on distinct buckets
+// share multi-key script runs (multi.go). A broken connection ends Serve
 // with an error so that its supervisor restarts it; the restarted Serve dials
 // again. A call made before the first connection attempt has ended waits for
 // it; after that, while no connection is up, calls fail at once with
@@ -66,6 +67,6 @@
 // the connection stays. A request whose connection broke after it was taken
 // gets protocol.ErrDisconnected or protocol.ErrTimeout: its outcome is
 // unknown, and it is never re-sent. Only a call that Redis says did not run
-// is sent again: NOSCRIPT, and a coalesced group refused before its first
-// write (script.go).
+// is sent again: NOSCRIPT, and a coalesced group or the buckets of a
+// multi-key run refused before their first write (script.go, multi.go).
 package server
