@@ -47,13 +47,15 @@
 //
 // # Throughput
 //
-// Each server goroutine pipelines: a lone caller's call is written at once,
-// and calls that queue up while others are in the air share the next write,
-// up to Options.MaxPipeline in the air; replies are read in order. Hits on
-// one bucket queued together are coalesced into one script run of their
-// summed increment, each caller still getting the count it would have had in
-// queue order. Calls for one id always go to the same goroutine, so they stay
-// in order.
+// Each connection pipelines: its server goroutine writes and a reader
+// goroutine reads the replies in order. While few calls are in the air a
+// call is written as soon as it is queued; while many are, the calls that
+// queue meanwhile share the next write, up to Options.MaxPipeline in the
+// air. Hits queued together share script runs: hits on one bucket are
+// coalesced into one run of their summed increment, and on a single server
+// hits on distinct buckets share a multi-key run, each caller still getting
+// the count it would have had in queue order. Calls for one id always go to
+// the same connection, so they stay in order.
 //
 // # Topologies
 //

@@ -111,8 +111,8 @@ type Options struct {
 	// calls of one id stay in order. Default DefaultPoolSize (1), at most
 	// MaxPoolSize (256).
 	PoolSize int
-	// MaxPipeline bounds how many queued calls one server goroutine writes
-	// to Redis before reading their replies; default DefaultMaxPipeline
+	// MaxPipeline bounds how many calls one connection has written to Redis
+	// and not yet had replies for; default DefaultMaxPipeline
 	// (256), at most MaxPipelineLimit (16384). 1 turns pipelining off: one
 	// round trip per call.
 	MaxPipeline int
