@@ -85,7 +85,7 @@ type conn struct {
 // over, cut off) stay in the queue, where their callers can still withdraw
 // them, rather than join the calls whose outcome is unknown.
 const (
-	eagerBelow = 32
+	eagerBelow = 8
 	stallAfter = time.Millisecond
 )
 

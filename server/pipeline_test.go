@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -520,13 +521,15 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 		c.stallAfter = time.Hour // q0's reply is held as long as the test takes
 	}, conn)
 	h.connected(t)
-	reqs := make([]protocol.Request, 10)
+	// Two q's and six r's: fewer in the air than eagerBelow, so that calls
+	// go out at once.
+	reqs := make([]protocol.Request, 2)
 	for i := range reqs {
 		reqs[i] = countHit(fmt.Sprint("q", i))
 	}
 	more := make(chan []error, 1)
 	go func() {
-		<-held.entered // the flight of ten is in the air
+		<-held.entered // the flight of q's is in the air
 		reqs := make([]protocol.Request, 6)
 		for i := range reqs {
 			reqs[i] = countHit(fmt.Sprint("r", i))
@@ -553,7 +556,7 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	}
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
-	assert.Equal(t, 9+6, conn.maxPending, "the six went out while nine of the ten were still in the air")
+	assert.Equal(t, len(reqs)-1+6, conn.maxPending, "the six went out while the q's after q0 were still in the air")
 }
 
 func TestCoalescedScriptMissingIsSentWithEval(t *testing.T) {
@@ -687,4 +690,65 @@ func TestCallsStayQueuedWhileRedisDoesNotAnswer(t *testing.T) {
 	assert.NoError(t, errs[0])
 	assert.NoError(t, errs[1])
 	assert.Zero(t, conn.sentWith(":gone:"))
+}
+
+func TestManyInTheAirGatherUntilAReply(t *testing.T) {
+	g := newGate()
+	held := newGate()
+	conn := &fakeConn{beforeSend: holdFirst(is(g))}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if strings.Contains(fmt.Sprint(args...), ":q0:") {
+			held.hold()
+		}
+		return okDo(cmd, args...)
+	}
+	h := run(t, func(c *Config) {
+		oneByOne(c)
+		c.stallAfter = time.Hour // only the count in the air decides
+	}, conn)
+	h.connected(t)
+	reqs := make([]protocol.Request, eagerBelow+2)
+	for i := range reqs {
+		reqs[i] = countHit(fmt.Sprint("q", i))
+	}
+	more := make(chan []error, 1)
+	go func() {
+		<-held.entered // eagerBelow+2 calls in the air
+		// first's reply may have been read after the q's were written, which
+		// lets one more call out: send one, and see where it went.
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[3] = h.s.do(t.Context(), countHit("pre"))
+		}()
+		for st := h.s.Stats(); st.QueueDepth == 0 && st.InAir != len(reqs)+1; st = h.s.Stats() {
+			runtime.Gosched()
+		}
+		base := h.s.Stats().QueueDepth
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = h.s.do(t.Context(), countHit(fmt.Sprint("r", i)))
+			}()
+			h.waitQueued(t, base+i+1) // gathered in the queue, not written
+		}
+		conn.mu.Lock()
+		flushes := conn.flushes
+		conn.mu.Unlock()
+		close(held.release)
+		wg.Wait()
+		conn.mu.Lock()
+		assert.Equal(t, 1, conn.flushes-flushes, "the queued calls went out together once a reply was read")
+		conn.mu.Unlock()
+		more <- errs
+	}()
+	for _, err := range queueBehind(t, h, g, reqs) {
+		assert.NoError(t, err)
+	}
+	for _, err := range <-more {
+		assert.NoError(t, err)
+	}
 }
