@@ -106,17 +106,23 @@ func (cn *conn) sendGroup(f *flight, k int) error {
 		return cn.send(f.calls[k], f.evalSource)
 	}
 	first := f.calls[k].req.(*protocol.CountHit)
-	lastNow := first.Now
-	for i := f.next[k]; i >= 0; i = f.next[i] {
-		lastNow = f.calls[i].req.(*protocol.CountHit).Now
-	}
 	cmd, script := "EVALSHA", coalescedSHA
 	if cn.evalCoalesced {
 		cmd, script = "EVAL", coalescedSource
 		cn.evalCoalesced = false // cached again by this EVAL
 	}
-	cn.args = append(cn.args[:0], script, 1, cn.key(first.Key), cn.nowArg(first.Now), lastNow, f.sum[k], cn.ttlArg)
+	cn.args = append(cn.args[:0], script, 1, cn.key(first.Key), cn.nowArg(first.Now), f.lastNow(k), f.sum[k], cn.ttlArg)
 	return cn.rc.Send(cmd, cn.args...)
+}
+
+// lastNow returns the now of the last hit of the group led by call k: the
+// bucket's updated, as if the hits had run one by one.
+func (f *flight) lastNow(k int) int64 {
+	last := int32(k)
+	for i := f.next[k]; i >= 0; i = f.next[i] {
+		last = i
+	}
+	return f.calls[last].req.(*protocol.CountHit).Now
 }
 
 // answerGroup answers every call of the group of f that starts at call k

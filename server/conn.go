@@ -154,7 +154,6 @@ func (cn *conn) serve(ctx context.Context) error {
 			}
 			return cn.readErr
 		case c := <-requests:
-			cn.stall.Stop()
 			cn.take(c)
 			cn.write()
 			busy = true

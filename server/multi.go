@@ -134,11 +134,7 @@ func (cn *conn) sendMulti(f *flight, start, end int) error {
 			continue
 		}
 		first := f.calls[k].req.(*protocol.CountHit)
-		lastNow := first.Now
-		for i := f.next[k]; i >= 0; i = f.next[i] {
-			lastNow = f.calls[i].req.(*protocol.CountHit).Now
-		}
-		cn.args = append(cn.args, cn.nowArg(first.Now), cn.nowArg(lastNow), f.sum[k])
+		cn.args = append(cn.args, cn.nowArg(first.Now), cn.nowArg(f.lastNow(k)), f.sum[k])
 	}
 	return cn.rc.Send(cmd, cn.args...)
 }

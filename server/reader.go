@@ -48,25 +48,7 @@ func (cn *conn) receive(f *flight) {
 	}()
 	for f.due < len(f.calls) {
 		k := f.due
-		if end := f.runAt(k); end >= 0 {
-			reply, err := cn.rc.Receive()
-			if err != nil && cn.rc.Err() != nil {
-				cn.broke(err)
-				return
-			}
-			cn.addInAir(k - end)
-			cn.readAt.Store(int64(clock()))
-			cn.replies.Add(1)
-			signal(cn.poke)
-			cn.landMulti(f, k, end, reply, err)
-			f.due = end
-			if err != nil && cn.rc.Err() != nil {
-				cn.broke(cn.rc.Err()) // closed by callErr: a READONLY reply
-				return
-			}
-			continue
-		}
-		if f.lead[k] != int32(k) {
+		if f.lead[k] != int32(k) && f.runAt(k) < 0 {
 			f.due++
 			continue // a member: answered with its group
 		}
@@ -83,19 +65,32 @@ func (cn *conn) receive(f *flight) {
 			cn.broke(err)
 			return
 		}
-		// The group leaves the air, before its callers hear of it: answered,
-		// or kept for a re-send that counts it again when it is written.
-		cn.addInAir(-f.groupSize(k))
-		cn.readAt.Store(int64(clock()))
-		cn.replies.Add(1)
-		signal(cn.poke)
-		cn.land(f, k, reply, err)
-		f.due++
+		// The calls leave the air before their callers hear of it:
+		// answered, or kept for a re-send that counts them again when it
+		// is written.
+		if end := f.runAt(k); end >= 0 {
+			cn.leftTheAir(end - k)
+			cn.landMulti(f, k, end, reply, err)
+			f.due = end
+		} else {
+			cn.leftTheAir(f.groupSize(k))
+			cn.land(f, k, reply, err)
+			f.due++
+		}
 		if err != nil && cn.rc.Err() != nil {
 			cn.broke(cn.rc.Err()) // closed by callErr: a READONLY reply
 			return
 		}
 	}
+}
+
+// leftTheAir records that a reply for n calls was read, and wakes the
+// writer if it waits for one.
+func (cn *conn) leftTheAir(n int) {
+	cn.addInAir(-n)
+	cn.readAt.Store(int64(clock()))
+	cn.replies.Add(1)
+	signal(cn.poke)
 }
 
 // broke records that the connection broke and tells the writer, which
