@@ -202,6 +202,13 @@ func TestHotKeyCallersGetDistinctCountsAsIfOneByOne(t *testing.T) {
 func pausedHits(t *testing.T, admin redis.Conn, b *hammerredis.Backend, key hammerredis.BucketKey, n int,
 	pause time.Duration) []error {
 	t.Helper()
+	return pausedHitsOn(t, admin, b, func(int) hammerredis.BucketKey { return key }, n, pause)
+}
+
+// pausedHitsOn is pausedHits with hit i on keyOf(i).
+func pausedHitsOn(t *testing.T, admin redis.Conn, b *hammerredis.Backend, keyOf func(i int) hammerredis.BucketKey, n int,
+	pause time.Duration) []error {
+	t.Helper()
 	testenv.Do(t, admin, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL")
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -211,7 +218,7 @@ func pausedHits(t *testing.T, admin redis.Conn, b *hammerredis.Backend, key hamm
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), testenv.WaitLong)
 			defer cancel()
-			_, errs[i] = b.CountHit(ctx, key, 1)
+			_, errs[i] = b.CountHit(ctx, keyOf(i), 1)
 		}()
 	}
 	wg.Wait()
@@ -241,6 +248,23 @@ func TestCoalescedHitsAreNeverCountedTwice(t *testing.T) {
 		count, err := redis.Int(admin.Do("HGET", testenv.ACLPrefix+"hot:1", "count"))
 		require.NoError(t, err)
 		require.Equal(t, round*n, count, "round %d: each hit counted once, though every call failed", round)
+	}
+
+	// The same in multi-key runs: 64 hits on 16 buckets, 4 each, queued
+	// together.
+	const buckets = 16
+	bucket := func(i int) hammerredis.BucketKey {
+		return hammerredis.BucketKey{Bucket: 1, ID: fmt.Sprint("b", i%buckets)}
+	}
+	for round := 1; round <= 3; round++ {
+		for _, err := range pausedHitsOn(t, admin, f.B, bucket, n, 50*time.Millisecond) {
+			require.ErrorIs(t, err, hammerredis.ErrRedis)
+		}
+		for i := range buckets {
+			count, err := redis.Int(admin.Do("HGET", fmt.Sprintf("%sb%d:1", testenv.ACLPrefix, i), "count"))
+			require.NoError(t, err)
+			require.Equal(t, round*n/buckets, count, "round %d, bucket %d: each hit counted once", round, i)
+		}
 	}
 	assert.Zero(t, f.B.Stats().InAir)
 }
