@@ -10,13 +10,18 @@
 // this package can add requests, so the server handles every kind in a single
 // type switch. Requests check themselves with Validate before they are queued.
 //
+// Hammer 7's limiters add [Hit], [Inc], [Set] and [Get], each naming a
+// [Policy] (algorithm, prefix, limit, scale or rate), answered by [HitReply]
+// or [CountReply]; the rules every backend follows are in hammer7.go.
+//
 // # Data layout
 //
 // A bucket is one Redis hash named by [Key]: "<prefix><id>:<bucket>", with the
 // fields count, created and updated, in that order, and a TTL of
 // [ExpirySeconds] refreshed on every hit. [Layout.DeletePattern] and
 // [Layout.IsBucketOf] select the keys of exactly one id when its buckets are
-// deleted.
+// deleted. Hammer 7's keys are [Policy.Key]: "<prefix>:<id>", with the window
+// number (fix_window) or the scale (sliding_window) after another ':'.
 //
 // # Stats
 //

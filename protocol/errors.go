@@ -38,4 +38,9 @@ var (
 	// ErrBadReply means Redis sent a reply that hammerredis cannot decode,
 	// such as a bucket hash with missing or non-integer fields.
 	ErrBadReply = errors.New("hammerredis: unexpected reply from redis")
+
+	// ErrUnsupported means the Redis server cannot run the request: Hammer
+	// 7's algorithms need Redis 7.0 or later (PEXPIREAT NX, ZRANGE of one
+	// rank). Nothing was sent.
+	ErrUnsupported = errors.New("hammerredis: not supported by this redis server")
 )

@@ -31,13 +31,17 @@ type Stats struct {
 	Latency Histogram
 }
 
-// OpCounts counts calls by operation.
+// OpCounts counts calls by operation: Hammer 6's, then Hammer 7's (Hit,
+// Inc, Set, Get, over every algorithm).
 type OpCounts struct {
 	CountHit, GetBucket, DeleteBuckets uint64
+	Hit, Inc, Set, Get                 uint64
 }
 
 // Total returns the sum over all operations.
-func (c OpCounts) Total() uint64 { return c.CountHit + c.GetBucket + c.DeleteBuckets }
+func (c OpCounts) Total() uint64 {
+	return c.CountHit + c.GetBucket + c.DeleteBuckets + c.Hit + c.Inc + c.Set + c.Get
+}
 
 // ErrorCounts counts failed calls by the sentinel error they matched.
 type ErrorCounts struct {
@@ -100,6 +104,7 @@ func (s Stats) Add(o Stats) Stats {
 	r.Connected = s.Connected && o.Connected
 	c, oc := &r.Calls, o.Calls
 	c.CountHit, c.GetBucket, c.DeleteBuckets = c.CountHit+oc.CountHit, c.GetBucket+oc.GetBucket, c.DeleteBuckets+oc.DeleteBuckets
+	c.Hit, c.Inc, c.Set, c.Get = c.Hit+oc.Hit, c.Inc+oc.Inc, c.Set+oc.Set, c.Get+oc.Get
 	e, oe := &r.Errors, o.Errors
 	e.Closed += oe.Closed
 	e.Disconnected += oe.Disconnected

@@ -53,8 +53,8 @@ func TestHistogramQuantileAndMean(t *testing.T) {
 }
 
 func TestCountsTotal(t *testing.T) {
-	if got := (OpCounts{CountHit: 1, GetBucket: 2, DeleteBuckets: 4}).Total(); got != 7 {
-		t.Errorf("OpCounts.Total() = %d, want 7", got)
+	if got := (OpCounts{CountHit: 1, GetBucket: 2, DeleteBuckets: 4, Hit: 8, Inc: 16, Set: 32, Get: 64}).Total(); got != 127 {
+		t.Errorf("OpCounts.Total() = %d, want 127", got)
 	}
 	e := ErrorCounts{Closed: 1, Disconnected: 2, Timeout: 4, Canceled: 8, Stopped: 16,
 		Invalid: 32, Redis: 64, BadReply: 128, Other: 256}
@@ -70,7 +70,8 @@ func statsOf(n uint64, connected bool) Stats {
 	i := int(n)
 	return Stats{
 		Connected: connected,
-		Calls:     OpCounts{CountHit: n, GetBucket: 2 * n, DeleteBuckets: 3 * n},
+		Calls: OpCounts{CountHit: n, GetBucket: 2 * n, DeleteBuckets: 3 * n,
+			Hit: 19 * n, Inc: 20 * n, Set: 21 * n, Get: 22 * n},
 		Errors: ErrorCounts{Closed: 4 * n, Disconnected: 5 * n, Timeout: 6 * n, Canceled: 7 * n,
 			Stopped: 8 * n, Invalid: 9 * n, Redis: 10 * n, BadReply: 11 * n, Other: 12 * n},
 		Connects: 13 * n, Restarts: 14 * n, DialFailures: 15 * n,
