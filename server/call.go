@@ -23,11 +23,16 @@ const (
 // reply. Calls are pooled: a call goes back to the pool only once its caller
 // has read the answer, when neither the server nor the queue refers to it.
 type call struct {
-	// req points at hit or get: a pointer in an interface costs no
-	// allocation, and the server's type switch sees one closed set.
-	req protocol.Request
-	hit protocol.CountHit
-	get protocol.GetBucket
+	// req points at one of the requests below: a pointer in an interface
+	// costs no allocation, and the server's type switch sees one closed
+	// set.
+	req  protocol.Request
+	hit  protocol.CountHit
+	get  protocol.GetBucket
+	hit7 protocol.Hit
+	inc7 protocol.Inc
+	set7 protocol.Set
+	get7 protocol.Get
 
 	asking bool // send ASKING first (a Redis Cluster ASK redirect)
 	state  atomic.Int32
@@ -35,9 +40,11 @@ type call struct {
 	timer  *time.Timer   // the call timeout, stopped when idle
 
 	// The reply, written by the server before it signals done.
-	count  int64
-	bucket *protocol.BucketInfo
-	err    error
+	count   int64
+	bucket  *protocol.BucketInfo
+	err     error
+	allowed bool  // Hit's
+	retry   int64 // Hit's RetryAfterMs
 	// received is set by the caller once it has read done: only then is
 	// the call free of the server and the queue.
 	received bool
@@ -64,7 +71,8 @@ func (c *call) release() {
 		return
 	}
 	c.req, c.hit, c.get = nil, protocol.CountHit{}, protocol.GetBucket{}
-	c.count, c.bucket, c.err = 0, nil, nil
+	c.hit7, c.inc7, c.set7, c.get7 = protocol.Hit{}, protocol.Inc{}, protocol.Set{}, protocol.Get{}
+	c.count, c.bucket, c.err, c.allowed, c.retry = 0, nil, nil, false, 0
 	c.received, c.asking = false, false
 	callPool.Put(c)
 }
@@ -82,6 +90,14 @@ func (c *call) abandon() bool { return c.state.CompareAndSwap(callQueued, callAb
 func (c *call) answer(count int64, bucket *protocol.BucketInfo, err error) {
 	if c.state.CompareAndSwap(callTaken, callAnswered) {
 		c.count, c.bucket, c.err = count, bucket, err
+		c.done <- struct{}{}
+	}
+}
+
+// answerHit answers a taken Hit, once.
+func (c *call) answerHit(r protocol.HitReply) {
+	if c.state.CompareAndSwap(callTaken, callAnswered) {
+		c.count, c.allowed, c.retry = r.Count, r.Allowed, r.RetryAfterMs
 		c.done <- struct{}{}
 	}
 }

@@ -22,7 +22,9 @@ import (
 // plan groups the calls of f: f.lead[i] is the index of the first call of
 // i's group (i itself when alone), f.next[i] the next call of the group, -1
 // at its end, and f.sum[i] the group's summed increment when i leads it.
-// Without coalesce every call is its own group.
+// Without coalesce every call is its own group. Hammer 7's fix-window hits
+// and incs on one key group the same way (fixKeyOf), their key read by no
+// get or set of the flight.
 func (cn *conn) plan(f *flight, coalesce bool) {
 	calls := f.calls
 	n := len(calls)
@@ -35,31 +37,90 @@ func (cn *conn) plan(f *flight, coalesce bool) {
 	}
 	if cn.last == nil {
 		cn.last = make(map[protocol.BucketKey]int32)
+		cn.lastFix = make(map[fixKey]int32)
 	}
 	clear(cn.last)
+	clear(cn.lastFix)
 	for _, c := range calls {
-		if g, ok := c.req.(*protocol.GetBucket); ok {
-			cn.last[g.Key] = -1 // read here: not coalesced
+		switch r := c.req.(type) {
+		case *protocol.GetBucket:
+			cn.last[r.Key] = -1 // read here: not coalesced
+		case *protocol.Get:
+			cn.lastFix[fixKeyOf(r.Policy, r.ID, r.Now)] = -1
+		case *protocol.Set:
+			cn.lastFix[fixKeyOf(r.Policy, r.ID, r.Now)] = -1
 		}
 	}
 	for i, c := range calls {
-		h, ok := c.req.(*protocol.CountHit)
-		if !ok || c.asking {
+		if c.asking {
 			continue // an ASKING call goes alone
 		}
-		j, seen := cn.last[h.Key]
+		var j int32
+		var seen bool
+		var inc int64
+		var fk fixKey
+		switch r := c.req.(type) {
+		case *protocol.CountHit:
+			j, seen = cn.last[r.Key]
+			inc = r.Increment
+		case *protocol.Hit:
+			fk, inc = fixKeyOf(r.Policy, r.ID, r.Now), r.Cost
+		case *protocol.Inc:
+			fk, inc = fixKeyOf(r.Policy, r.ID, r.Now), r.N
+		default:
+			continue
+		}
+		if fk.prefix != "" {
+			j, seen = cn.lastFix[fk]
+		} else if _, ok := c.req.(*protocol.CountHit); !ok {
+			continue // not a fix window: one script run each
+		}
 		switch {
 		case seen && j < 0:
 			continue
-		case seen && sameSign(f.sum[f.lead[j]], h.Increment) && !addOverflows(f.sum[f.lead[j]], h.Increment):
+		case seen && sameSign(f.sum[f.lead[j]], inc) && !addOverflows(f.sum[f.lead[j]], inc):
 			f.next[j] = int32(i)
 			f.lead[i] = f.lead[j]
-			f.sum[f.lead[i]] += h.Increment
+			f.sum[f.lead[i]] += inc
 		default: // a new group; see sameSign and addOverflows
-			f.sum[i] = h.Increment
+			f.sum[i] = inc
 		}
-		cn.last[h.Key] = int32(i)
+		if fk.prefix != "" {
+			cn.lastFix[fk] = int32(i)
+		} else {
+			cn.last[c.req.(*protocol.CountHit).Key] = int32(i)
+		}
 	}
+}
+
+// fixKey names a fix window's key without building it: the prefix, the id
+// and the window. Its prefix is "" for any other algorithm (a policy's
+// prefix never is).
+type fixKey struct {
+	prefix, id string
+	window     int64
+}
+
+func fixKeyOf(p protocol.Policy, id string, now int64) fixKey {
+	if p.Algorithm != protocol.FixWindow {
+		return fixKey{}
+	}
+	w, _ := p.Window(now)
+	return fixKey{p.Prefix, id, w}
+}
+
+// increment returns what a coalesced call adds: a count_hit's increment, a
+// fix-window hit's cost or inc's n.
+func increment(c *call) int64 {
+	switch r := c.req.(type) {
+	case *protocol.CountHit:
+		return r.Increment
+	case *protocol.Hit:
+		return r.Cost
+	case *protocol.Inc:
+		return r.N
+	}
+	return 0
 }
 
 // sameSign reports whether b may join a group whose sum is a: only
@@ -105,6 +166,12 @@ func (cn *conn) sendGroup(f *flight, k int) error {
 	if f.next[k] < 0 {
 		return cn.send(f.calls[k], f.evalSource)
 	}
+	switch r := f.calls[k].req.(type) {
+	case *protocol.Hit: // a fix window: one INCRBY of the sum
+		return cn.send7(r.Policy, r.ID, r.Now, "hit", f.sum[k], false)
+	case *protocol.Inc:
+		return cn.send7(r.Policy, r.ID, r.Now, "hit", f.sum[k], false)
+	}
 	first := f.calls[k].req.(*protocol.CountHit)
 	cmd, script := "EVALSHA", coalescedSHA
 	if cn.evalCoalesced {
@@ -127,6 +194,7 @@ func (f *flight) lastNow(k int) int64 {
 
 // answerGroup answers every call of the group of f that starts at call k
 // from the coalesced reply, the count after all of them, or with its error.
+// A fix-window hit is then judged on its own count.
 func (cn *conn) answerGroup(f *flight, k int, reply any, err error) {
 	total := int64(0)
 	if err == nil {
@@ -139,7 +207,11 @@ func (cn *conn) answerGroup(f *flight, k int, reply any, err error) {
 			c.fail(callErr(cn.rc, c.req, err))
 			continue
 		}
-		after -= c.req.(*protocol.CountHit).Increment
+		after -= increment(c)
+		if h, ok := c.req.(*protocol.Hit); ok {
+			c.answerHit(judgeFix(h, total-after))
+			continue
+		}
 		c.answer(total-after, nil, nil)
 	}
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// DisableCoalescing sends every hit on its own, even when several hits
 	// are queued together (see coalesce.go and multi.go).
 	DisableCoalescing bool
+	// ScriptClock, when set, replaces Redis TIME as the clock of Hammer 7's
+	// sliding-window and bucket scripts: tests step it to walk through time.
+	// Leave it nil in production, where every client must share Redis's
+	// clock.
+	ScriptClock func() time.Time
 	// stallAfter replaces the constant stallAfter when set: tests that hold
 	// a reply for long lengthen it.
 	stallAfter time.Duration

@@ -41,15 +41,19 @@ type conn struct {
 	lead, next []int32                      // see plan
 	sum        []int64                      // see plan
 	last       map[protocol.BucketKey]int32 // see plan
+	lastFix    map[fixKey]int32             // see plan
 	// evalCoalesced sends the next coalesced group as EVAL with the
 	// script's source: Redis lost the script (SCRIPT FLUSH, a failover) or
 	// the user may not run SCRIPT LOAD, and EVAL puts it back in the cache.
 	// evalMulti does the same for the next multi-key run.
 	evalCoalesced, evalMulti bool
-	others                   []*call                     // see order
-	readSet                  map[protocol.BucketKey]bool // see readKeys
-	multiBuf                 []byte                      // see sendMulti
-	multiOff                 []int
+	// tooOld7 says why this server cannot run Hammer 7's calls, "" when
+	// it can (see tooOld7).
+	tooOld7  string
+	others   []*call                     // see order
+	readSet  map[protocol.BucketKey]bool // see readKeys
+	multiBuf []byte                      // see sendMulti
+	multiOff []int
 	// readAtWrite is replies when the writer last wrote, busySince when it
 	// last wrote with nothing in the air (see mayWrite).
 	readAtWrite uint64
@@ -227,11 +231,16 @@ func (cn *conn) inAir() int { return int(cn.srv.stats.inAir.Load()) }
 func (cn *conn) addInAir(n int) { cn.srv.stats.inAir.Add(int64(n)) }
 
 // take adds c to the batch unless its caller has left: an abandoned call is
-// never sent.
+// never sent. A Hammer 7 call that the server cannot run fails unsent.
 func (cn *conn) take(c *call) {
-	if c.take() {
-		cn.batch = append(cn.batch, c)
+	if !c.take() {
+		return
 	}
+	if cn.tooOld7 != "" && isHammer7(c.req) {
+		c.fail(fmt.Errorf("%w (%s): %s", protocol.ErrUnsupported, c.req.Op(), cn.tooOld7))
+		return
+	}
+	cn.batch = append(cn.batch, c)
 }
 
 // drain takes the calls already queued, without waiting, while there is

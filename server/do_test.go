@@ -29,7 +29,26 @@ func (s *Server) do(ctx context.Context, req protocol.Request) (protocol.Reply, 
 	case protocol.DeleteBuckets:
 		n, err := s.DeleteBuckets(ctx, r.ID)
 		return protocol.DeleteBucketsReply{Deleted: n}, err
+	case protocol.Hit:
+		h, err := s.Hit(ctx, r, false)
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
+	case protocol.Inc:
+		return countReply(s.Inc(ctx, r, false))
+	case protocol.Set:
+		return countReply(s.Set(ctx, r, false))
+	case protocol.Get:
+		return countReply(s.Get(ctx, r, false))
 	default:
 		return nil, fmt.Errorf("%w: request %T", protocol.ErrInvalid, req)
 	}
+}
+
+func countReply(n int64, err error) (protocol.Reply, error) {
+	if err != nil {
+		return nil, err
+	}
+	return protocol.CountReply{Count: n}, nil
 }

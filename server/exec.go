@@ -39,6 +39,14 @@ func (cn *conn) send(c *call, evalSource bool) error {
 	case *protocol.GetBucket:
 		cn.args = append(cn.args[:0], cn.key(r.Key), protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
 		return cn.rc.Send("HMGET", cn.args...)
+	case *protocol.Hit:
+		return cn.send7(r.Policy, r.ID, r.Now, "hit", r.Cost, evalSource)
+	case *protocol.Inc:
+		return cn.send7(r.Policy, r.ID, r.Now, "inc", r.N, evalSource)
+	case *protocol.Set:
+		return cn.send7(r.Policy, r.ID, r.Now, "set", r.Count, evalSource)
+	case *protocol.Get:
+		return cn.send7(r.Policy, r.ID, r.Now, "get", 0, evalSource)
 	default:
 		return fmt.Errorf("%w: %T cannot be pipelined", protocol.ErrInvalid, r)
 	}
@@ -80,6 +88,20 @@ func (cn *conn) finish(c *call, reply any, err error) {
 			return
 		}
 		c.answer(0, b, nil)
+	case *protocol.Hit:
+		h, err := decodeHit(r, reply)
+		if err != nil {
+			c.fail(callErr(cn.rc, c.req, err))
+			return
+		}
+		c.answerHit(h)
+	default: // Inc, Set, Get
+		n, err := decodeCount7(c.req.Op(), reply)
+		if err != nil {
+			c.fail(callErr(cn.rc, c.req, err))
+			return
+		}
+		c.answer(n, nil, nil)
 	}
 }
 

@@ -79,7 +79,12 @@ func queueBehindCounts(t *testing.T, h *harness, g *gate, reqs []protocol.Reques
 			defer wg.Done()
 			var rep protocol.Reply
 			rep, errs[i] = h.s.do(context.Background(), r)
-			if c, ok := rep.(protocol.CountHitReply); ok {
+			switch c := rep.(type) {
+			case protocol.CountHitReply:
+				counts[i] = c.Count
+			case protocol.HitReply:
+				counts[i] = c.Count
+			case protocol.CountReply:
 				counts[i] = c.Count
 			}
 		}()
@@ -158,6 +163,9 @@ type sendFailConn struct {
 }
 
 func (c *sendFailConn) Send(cmd string, args ...any) error {
+	if cmd == "SCRIPT" {
+		return c.fakeConn.Send(cmd, args...) // at connection start
+	}
 	if c.n--; c.n < 0 {
 		return c.breakWith(io.ErrClosedPipe)
 	}

@@ -114,12 +114,14 @@ func (s *Server) connect(ctx context.Context, gen uint64) (*conn, error) {
 			}
 		}
 		rc, err := s.cfg.Dial(ctx)
-		var coalescedLoaded bool
+		var ready readiness
 		if err == nil {
-			coalescedLoaded, err = prepare(ctx, rc)
+			ready, err = prepare(ctx, rc)
 		}
 		if err == nil {
-			return newConn(s, rc, gen, !coalescedLoaded), nil
+			cn := newConn(s, rc, gen, !ready.coalescedLoaded)
+			cn.tooOld7 = tooOld7(ready.version)
+			return cn, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -133,28 +135,49 @@ func (s *Server) connect(ctx context.Context, gen uint64) (*conn, error) {
 	}
 }
 
+// readiness is what prepare learned of a new connection.
+type readiness struct {
+	// coalescedLoaded: the coalesced and multi-key scripts are loaded.
+	coalescedLoaded bool
+	// version is the server's redis_version, "" when INFO was refused.
+	version string
+}
+
 // prepare readies a new connection. Dialing did AUTH and SELECT; PING proves
-// the server answers commands (not LOADING, not frozen), and loading the
-// scripts saves the first EVALSHA a NOSCRIPT. A user without the right to run
-// SCRIPT LOAD still works: count_hit falls back to EVAL after NOSCRIPT, and
+// the server answers commands (not LOADING, not frozen), INFO tells its
+// version (Hammer 7's calls need 7.0), and loading the scripts saves the
+// first EVALSHA a NOSCRIPT. A user without the right to run SCRIPT LOAD
+// or INFO still works: count_hit falls back to EVAL after NOSCRIPT, and
 // coalesced and multi-key scripts go out as EVAL first (coalescedLoaded
-// false). Stop interrupts it, closing rc.
-func prepare(ctx context.Context, rc redis.Conn) (coalescedLoaded bool, err error) {
+// false); Hammer 7's scripts are left to the NOSCRIPT fallback. Stop
+// interrupts it, closing rc.
+func prepare(ctx context.Context, rc redis.Conn) (ready readiness, err error) {
 	defer context.AfterFunc(ctx, func() { rc.Close() })()
 	_, err = rc.Do("PING")
+	if err == nil {
+		var info string
+		info, err = redis.String(rc.Do("INFO", "server"))
+		if err != nil && rc.Err() == nil {
+			info, err = "", nil // refused (NOPERM): the version stays unknown
+		}
+		ready.version = versionOf(info)
+	}
 	if err == nil {
 		_, err = loadScript(rc, countHitScript)
 	}
 	if err == nil {
-		coalescedLoaded, err = loadScript(rc, coalescedScript)
+		ready.coalescedLoaded, err = loadScript(rc, coalescedScript)
 	}
-	if err == nil && coalescedLoaded {
-		coalescedLoaded, err = loadScript(rc, multiKeyScript)
+	if err == nil && ready.coalescedLoaded {
+		ready.coalescedLoaded, err = loadScript(rc, multiKeyScript)
+	}
+	if err == nil && tooOld7(ready.version) == "" {
+		err = loadScripts7(rc)
 	}
 	if err != nil {
 		rc.Close()
 	}
-	return coalescedLoaded, err
+	return ready, err
 }
 
 // loadScript loads script; an error reply (such as NOPERM) is not an error
@@ -164,6 +187,26 @@ func loadScript(rc redis.Conn, script *redis.Script) (loaded bool, err error) {
 		return false, rc.Err()
 	}
 	return true, nil
+}
+
+// loadScripts7 loads Hammer 7's scripts in one round trip, so that a new
+// server does not answer the first calls NOSCRIPT (a coalesced group would
+// then run one by one). A refusal leaves them to the NOSCRIPT fallback.
+func loadScripts7(rc redis.Conn) error {
+	for _, sc := range scripts7[1:] {
+		if err := rc.Send("SCRIPT", "LOAD", sc.source); err != nil {
+			return err
+		}
+	}
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	for range scripts7[1:] {
+		if _, err := rc.Receive(); err != nil && rc.Err() != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // backoff returns the wait before dial attempt n+1 after n failures:

@@ -45,13 +45,18 @@ type fakeConn struct {
 	// beforeSend, if set, is called by Send before it queues the command:
 	// a test holds the writer there, so that calls queue behind it.
 	beforeSend func(cmd string, args ...any)
+	// info is the reply to INFO at connection start.
+	info string
 }
 
 func (c *fakeConn) Do(cmd string, args ...any) (any, error) {
-	if cmd == "SCRIPT" {
+	switch cmd {
+	case "SCRIPT":
 		// Loading the script at connection start: not part of any test's
 		// script.
 		return countHitSHA, nil
+	case "INFO":
+		return []byte(c.info), nil
 	}
 	c.mu.Lock()
 	c.cmds = append(c.cmds, strings.TrimSpace(fmt.Sprintln(append([]any{cmd}, args...)...)))
@@ -107,6 +112,13 @@ func (c *fakeConn) sentWith(s string) int {
 // Send queues a command; its reply comes from do when it is received, as if
 // the reply arrived then.
 func (c *fakeConn) Send(cmd string, args ...any) error {
+	if cmd == "SCRIPT" {
+		// Loading scripts at connection start, as in Do.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.pending = append(c.pending, sent{cmd, nil})
+		return c.broken
+	}
 	if c.beforeSend != nil {
 		c.beforeSend(cmd, printable(args)...)
 	}
@@ -137,7 +149,9 @@ func printable(args []any) []any {
 
 func (c *fakeConn) Flush() error {
 	c.mu.Lock()
-	c.flushes++
+	if n := len(c.pending); n == 0 || c.pending[n-1].cmd != "SCRIPT" {
+		c.flushes++ // not the scripts loaded at connection start
+	}
 	c.mu.Unlock()
 	return c.Err()
 }
@@ -152,6 +166,9 @@ func (c *fakeConn) Receive() (any, error) {
 	c.pending = c.pending[1:]
 	do := c.do
 	c.mu.Unlock()
+	if p.cmd == "SCRIPT" {
+		return countHitSHA, nil
+	}
 	return do(p.cmd, p.args...)
 }
 

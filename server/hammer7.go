@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// Hammer 7's calls (protocol.Hit, Inc, Set, Get) go through the pipeline as
+// count_hit does: one script run each (script7.go), or a GET for a fix
+// window's count. The callers' methods run on the callers' goroutines; send7
+// and the decoders on the writer and the reader.
+
+// Hit runs one hit of a Hammer 7 limiter; asking sends ASKING first (a
+// Redis Cluster ASK redirect).
+func (s *Server) Hit(ctx context.Context, r protocol.Hit, asking bool) (protocol.HitReply, error) {
+	c := getCall()
+	c.asking = asking
+	c.hit7 = r
+	c.req = &c.hit7
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var h protocol.HitReply
+	if c.received && err == nil {
+		h = protocol.HitReply{Allowed: c.allowed, Count: c.count, RetryAfterMs: c.retry}
+	}
+	c.release()
+	return h, err
+}
+
+// Inc adds r.N to a Hammer 7 window's count and returns it.
+func (s *Server) Inc(ctx context.Context, r protocol.Inc, asking bool) (int64, error) {
+	c := getCall()
+	c.inc7 = r
+	c.req = &c.inc7
+	return s.countCall(ctx, c, asking)
+}
+
+// Set sets a Hammer 7 window's count and returns it.
+func (s *Server) Set(ctx context.Context, r protocol.Set, asking bool) (int64, error) {
+	c := getCall()
+	c.set7 = r
+	c.req = &c.set7
+	return s.countCall(ctx, c, asking)
+}
+
+// Get reads a Hammer 7 window's count or bucket's level.
+func (s *Server) Get(ctx context.Context, r protocol.Get, asking bool) (int64, error) {
+	c := getCall()
+	c.get7 = r
+	c.req = &c.get7
+	return s.countCall(ctx, c, asking)
+}
+
+// countCall runs c, whose reply is a count, and releases it.
+func (s *Server) countCall(ctx context.Context, c *call, asking bool) (int64, error) {
+	c.asking = asking
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var n int64
+	if c.received {
+		n = c.count
+	}
+	c.release()
+	return n, err
+}
+
+// isHammer7 reports whether req is one of Hammer 7's calls.
+func isHammer7(req protocol.Request) bool {
+	switch req.(type) {
+	case *protocol.Hit, *protocol.Inc, *protocol.Set, *protocol.Get:
+		return true
+	}
+	return false
+}
+
+// send7 writes a Hammer 7 call: its algorithm's script with op and n, or
+// GET for a fix window's count.
+func (cn *conn) send7(p protocol.Policy, id string, now int64, op string, n int64, evalSource bool) error {
+	cn.keyBuf = p.AppendKey(cn.keyBuf[:0], id, now)
+	if p.Algorithm == protocol.FixWindow && op == "get" {
+		return cn.rc.Send("GET", cn.keyBuf)
+	}
+	sc := scripts7[p.Algorithm]
+	cmd, script := "EVALSHA", sc.sha
+	if evalSource {
+		cmd, script = "EVAL", sc.source
+	}
+	if op == "inc" {
+		op = "hit" // the scripts that have inc make it a hit without a limit
+		if p.Algorithm == protocol.SlidingWindow {
+			op = "inc"
+		}
+	}
+	cn.args = append(cn.args[:0], script, 1, cn.keyBuf, op)
+	switch p.Algorithm {
+	case protocol.FixWindow:
+		_, end := p.Window(now)
+		cn.args = append(cn.args, n, end)
+	case protocol.SlidingWindow:
+		cn.args = append(cn.args, p.WindowSeconds(), p.Limit, n, cn.scriptClock())
+	default:
+		cn.args = append(cn.args, p.Limit, p.Rate, n, cn.scriptClock())
+	}
+	return cn.rc.Send(cmd, cn.args...)
+}
+
+// scriptClock is the clock argument of the clocked scripts: "" for Redis
+// TIME, or the test's clock as "<s>:<µs>".
+func (cn *conn) scriptClock() string {
+	f := cn.srv.cfg.ScriptClock
+	if f == nil {
+		return ""
+	}
+	t := f()
+	return strconv.FormatInt(t.Unix(), 10) + ":" + strconv.Itoa(t.Nanosecond()/1000)
+}
+
+// decodeHit decodes the reply of a hit: a fix window's count, which the
+// limit then judges, or the scripts' {allowed, count, retry ms}.
+func decodeHit(r *protocol.Hit, reply any) (protocol.HitReply, error) {
+	p := r.Policy
+	if p.Algorithm == protocol.FixWindow {
+		n, err := decodeCount7("hit", reply)
+		if err != nil {
+			return protocol.HitReply{}, err
+		}
+		return judgeFix(r, n), nil
+	}
+	vals, ok := reply.([]any)
+	if !ok || len(vals) != 3 {
+		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied %T of %d elements, want 3 integers", protocol.ErrBadReply, p.Algorithm, reply, lenOf(reply))
+	}
+	var n [3]int64
+	for i, v := range vals {
+		x, ok := v.(int64)
+		if !ok {
+			return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied %T in element %d, want an integer", protocol.ErrBadReply, p.Algorithm, v, i+1)
+		}
+		n[i] = x
+	}
+	h := protocol.HitReply{Allowed: n[0] == 1, Count: n[1], RetryAfterMs: n[2]}
+	if h.Allowed != (n[2] == 0) || (!h.Allowed && n[2] < 1 && n[2] != protocol.Never) {
+		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied {%d, %d, %d}", protocol.ErrBadReply, p.Algorithm, n[0], n[1], n[2])
+	}
+	return h, nil
+}
+
+// judgeFix decides a fix-window hit from the window's count after it:
+// allowed while within the limit, else denied until the window ends, or for
+// good when its cost alone exceeds the limit.
+func judgeFix(r *protocol.Hit, count int64) protocol.HitReply {
+	p := r.Policy
+	h := protocol.HitReply{Allowed: count <= p.Limit, Count: count}
+	switch {
+	case h.Allowed:
+	case r.Cost > p.Limit:
+		h.RetryAfterMs = protocol.Never
+	default:
+		_, end := p.Window(r.Now)
+		h.RetryAfterMs = end - r.Now
+	}
+	return h
+}
+
+// decodeCount7 decodes a count: an integer, a string holding one (a fix
+// window's GET), or nil (no key: 0).
+func decodeCount7(op string, reply any) (int64, error) {
+	switch v := reply.(type) {
+	case nil:
+		if op == "get" {
+			return 0, nil
+		}
+	case int64:
+		return v, nil
+	case []byte:
+		return parseInt(v, "count")
+	}
+	return 0, fmt.Errorf("%w: %s replied %T, want an integer", protocol.ErrBadReply, op, reply)
+}
+
+// minVersion7 is the oldest Redis that runs Hammer 7's scripts.
+const minVersion7 = 7
+
+// tooOld7 returns, for the redis_version a server reported, why it cannot
+// run Hammer 7's calls; "" when it can, or when its version is unknown (a
+// user who may not run INFO), in which case Redis's own error will tell.
+func tooOld7(version string) string {
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil || n >= minVersion7 {
+		return ""
+	}
+	return "Hammer 7's algorithms need Redis 7.0 or later (PEXPIREAT NX); this server runs " + version
+}
+
+// versionOf returns redis_version from an INFO reply, "" if absent.
+func versionOf(info string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
