@@ -31,6 +31,7 @@ var (
 	ErrInvalid      = protocol.ErrInvalid
 	ErrRedis        = protocol.ErrRedis
 	ErrBadReply     = protocol.ErrBadReply
+	ErrUnsupported  = protocol.ErrUnsupported
 )
 
 // Backend is a Redis rate-limit backend: the handle of PoolSize server
@@ -40,11 +41,12 @@ var (
 // pipelines the calls queued for it. *Backend is a suture.Service, so
 // sup.Add(b) runs it under any suture supervisor.
 type Backend struct {
-	router  router             // the servers, and which call goes to which
-	tree    *suture.Supervisor // the servers and the router's services
-	name    string
-	logger  *slog.Logger
-	serving atomic.Bool
+	router    router             // the servers, and which call goes to which
+	tree      *suture.Supervisor // the servers and the router's services
+	name      string
+	keyPrefix string
+	logger    *slog.Logger
+	serving   atomic.Bool
 
 	stopCtx  context.Context // cancelled by Stop
 	stopFunc context.CancelFunc
@@ -63,6 +65,10 @@ type router interface {
 	CountHit(ctx context.Context, key BucketKey, now, increment int64) (int64, error)
 	GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error)
 	DeleteBuckets(ctx context.Context, id string) (int64, error)
+	Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, error)
+	Inc(ctx context.Context, r protocol.Inc) (int64, error)
+	Set(ctx context.Context, r protocol.Set) (int64, error)
+	Get(ctx context.Context, r protocol.Get) (int64, error)
 	Connected() bool
 	WaitConnected(ctx context.Context) error
 	Stats() Stats
@@ -77,7 +83,7 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{name: r.name, logger: r.logger, tree: supervisor.New(r.name, r.spec)}
+	b := &Backend{name: r.name, keyPrefix: r.server.KeyPrefix, logger: r.logger, tree: supervisor.New(r.name, r.spec)}
 	b.stopCtx, b.stopFunc = context.WithCancel(context.Background())
 	if b.router, err = r.newRouter(b.tree); err != nil {
 		return nil, err
@@ -208,6 +214,37 @@ func (b *Backend) DeleteBuckets(ctx context.Context, id string) (int64, error) {
 	return b.router.DeleteBuckets(ctx, id)
 }
 
+// KeyPrefix returns the prefix of the backend's Hammer 6 bucket keys
+// (Options.KeyPrefix): package hammer7 refuses a Hammer 7 prefix whose keys
+// would mix with them.
+func (b *Backend) KeyPrefix() string { return b.keyPrefix }
+
+// Hit runs one hit of a Hammer 7 limiter (see package hammer7, which calls
+// it): the request is allowed, or denied with the time to wait. Elixir:
+// hit(key, scale|rate, limit|capacity, cost) of `use Hammer, backend:
+// Hammer.Redis`.
+func (b *Backend) Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, error) {
+	return b.router.Hit(ctx, r)
+}
+
+// Inc adds r.N to a Hammer 7 window's count, without a limit check, and
+// returns the count. Elixir: inc(key, scale, n).
+func (b *Backend) Inc(ctx context.Context, r protocol.Inc) (int64, error) {
+	return b.router.Inc(ctx, r)
+}
+
+// Set sets a Hammer 7 window's count and returns it. Elixir: set(key,
+// scale, count).
+func (b *Backend) Set(ctx context.Context, r protocol.Set) (int64, error) {
+	return b.router.Set(ctx, r)
+}
+
+// Get returns a Hammer 7 window's count, or a bucket's level with the leak
+// or refill up to now applied, writing nothing. Elixir: get(key, scale).
+func (b *Backend) Get(ctx context.Context, r protocol.Get) (int64, error) {
+	return b.router.Get(ctx, r)
+}
+
 // pool is the router of a backend without Cluster: one server, or a pool
 // of them that each id is routed to one of.
 type pool []*server.Server
@@ -236,6 +273,22 @@ func (p pool) GetBucket(ctx context.Context, key BucketKey) (*BucketInfo, error)
 
 func (p pool) DeleteBuckets(ctx context.Context, id string) (int64, error) {
 	return p.route(id).DeleteBuckets(ctx, id)
+}
+
+func (p pool) Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, error) {
+	return p.route(r.ID).Hit(ctx, r, false)
+}
+
+func (p pool) Inc(ctx context.Context, r protocol.Inc) (int64, error) {
+	return p.route(r.ID).Inc(ctx, r, false)
+}
+
+func (p pool) Set(ctx context.Context, r protocol.Set) (int64, error) {
+	return p.route(r.ID).Set(ctx, r, false)
+}
+
+func (p pool) Get(ctx context.Context, r protocol.Get) (int64, error) {
+	return p.route(r.ID).Get(ctx, r, false)
 }
 
 func (p pool) Connected() bool {

@@ -146,6 +146,10 @@ type Options struct {
 	// measure what it saves.
 	DisableCoalescing bool
 
+	// scriptClock replaces Redis TIME in Hammer 7's scripts: a seam for
+	// tests (export_test.go), nil otherwise.
+	scriptClock func() time.Time
+
 	// QueueSize bounds the calls waiting for the connection, per server;
 	// default DefaultQueueSize (1024), at most MaxQueueSize (65536). When
 	// it is full, callers wait as long as their context allows.
@@ -322,6 +326,7 @@ func (o Options) resolve() (resolved, error) {
 		DisableCoalescing:    o.DisableCoalescing,
 		HashTag:              o.HashTagKeys,
 		Logger:               r.logger,
+		ScriptClock:          o.scriptClock,
 	}
 	if err := checkServer(r.server); err != nil {
 		return resolved{}, err

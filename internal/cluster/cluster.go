@@ -128,10 +128,9 @@ func askTimeout(nodeTimeout time.Duration) time.Duration {
 	return askSlotsTimeout
 }
 
-// route returns the server of the master that holds key's slot, and the
-// map's generation; nil before the first slot map or after stop.
-func (r *Router) route(key protocol.BucketKey) (*server.Server, uint64, bool) {
-	slot := protocol.Slot(r.layout.Key(key))
+// route returns the server of the master that holds slot, and the map's
+// generation; nil before the first slot map or after stop.
+func (r *Router) route(slot int) (*server.Server, uint64, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.slots[slot], r.gen, r.stopped
@@ -140,9 +139,9 @@ func (r *Router) route(key protocol.BucketKey) (*server.Server, uint64, bool) {
 // routeWait is route that, before the first refresh has ended, waits for it
 // (within ctx and until stop). Once a refresh has failed without any map
 // known, it fails at once with ErrClosed.
-func (r *Router) routeWait(ctx context.Context, key protocol.BucketKey, op string) (*server.Server, uint64, error) {
+func (r *Router) routeWait(ctx context.Context, slot int, op string) (*server.Server, uint64, error) {
 	for {
-		srv, gen, stopped := r.route(key)
+		srv, gen, stopped := r.route(slot)
 		switch {
 		case stopped:
 			return nil, 0, protocol.ErrStopped
@@ -477,12 +476,47 @@ var (
 	opCountHit      protocol.Request = &protocol.CountHit{}
 	opGetBucket     protocol.Request = &protocol.GetBucket{}
 	opDeleteBuckets protocol.Request = &protocol.DeleteBuckets{}
+	opHit           protocol.Request = &protocol.Hit{}
+	opInc           protocol.Request = &protocol.Inc{}
+	opSet           protocol.Request = &protocol.Set{}
+	opGet           protocol.Request = &protocol.Get{}
 )
+
+// Hit runs a Hammer 7 hit on the master of its key's slot.
+func (r *Router) Hit(ctx context.Context, h protocol.Hit) (protocol.HitReply, error) {
+	return clusterCall(ctx, r, opHit, protocol.Slot(h.Policy.Key(h.ID, h.Now)), func(s *server.Server, asking bool) (protocol.HitReply, error) {
+		return s.Hit(ctx, h, asking)
+	})
+}
+
+// Inc runs a Hammer 7 inc on the master of its key's slot.
+func (r *Router) Inc(ctx context.Context, i protocol.Inc) (int64, error) {
+	return clusterCall(ctx, r, opInc, protocol.Slot(i.Policy.Key(i.ID, i.Now)), func(s *server.Server, asking bool) (int64, error) {
+		return s.Inc(ctx, i, asking)
+	})
+}
+
+// Set runs a Hammer 7 set on the master of its key's slot.
+func (r *Router) Set(ctx context.Context, st protocol.Set) (int64, error) {
+	return clusterCall(ctx, r, opSet, protocol.Slot(st.Policy.Key(st.ID, st.Now)), func(s *server.Server, asking bool) (int64, error) {
+		return s.Set(ctx, st, asking)
+	})
+}
+
+// Get runs a Hammer 7 get on the master of its key's slot.
+func (r *Router) Get(ctx context.Context, g protocol.Get) (int64, error) {
+	return clusterCall(ctx, r, opGet, protocol.Slot(g.Policy.Key(g.ID, g.Now)), func(s *server.Server, asking bool) (int64, error) {
+		return s.Get(ctx, g, asking)
+	})
+}
+
+// slot returns the slot of the bucket key.
+func (r *Router) slot(key protocol.BucketKey) int { return protocol.Slot(r.layout.Key(key)) }
 
 // CountHit adds increment to the bucket key at now on the master of key's
 // slot and returns the new count.
 func (r *Router) CountHit(ctx context.Context, key protocol.BucketKey, now, increment int64) (int64, error) {
-	return clusterCall(ctx, r, opCountHit, key, func(s *server.Server, asking bool) (int64, error) {
+	return clusterCall(ctx, r, opCountHit, r.slot(key), func(s *server.Server, asking bool) (int64, error) {
 		if asking {
 			return s.CountHitAsking(ctx, key, now, increment)
 		}
@@ -492,7 +526,7 @@ func (r *Router) CountHit(ctx context.Context, key protocol.BucketKey, now, incr
 
 // GetBucket reads the bucket key on the master of its slot.
 func (r *Router) GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error) {
-	return clusterCall(ctx, r, opGetBucket, key, func(s *server.Server, asking bool) (*protocol.BucketInfo, error) {
+	return clusterCall(ctx, r, opGetBucket, r.slot(key), func(s *server.Server, asking bool) (*protocol.BucketInfo, error) {
 		if asking {
 			return s.GetBucketAsking(ctx, key)
 		}
@@ -505,20 +539,20 @@ func (r *Router) GetBucket(ctx context.Context, key protocol.BucketKey) (*protoc
 // or when the map dropped the server meanwhile, it refreshes the map and
 // calls once more; after an ASK it sends the call, with ASKING, to the node
 // named.
-func clusterCall[T any](ctx context.Context, r *Router, op protocol.Request, key protocol.BucketKey,
+func clusterCall[T any](ctx context.Context, r *Router, op protocol.Request, slot int,
 	call func(s *server.Server, asking bool) (T, error)) (T, error) {
 	begin := time.Now()
-	v, err := clusterTry(ctx, r, op.Op(), key, call)
+	v, err := clusterTry(ctx, r, op.Op(), slot, call)
 	r.calls.Record(op, err, time.Since(begin))
 	return v, err
 }
 
-func clusterTry[T any](ctx context.Context, r *Router, op string, key protocol.BucketKey,
+func clusterTry[T any](ctx context.Context, r *Router, op string, slot int,
 	call func(s *server.Server, asking bool) (T, error)) (T, error) {
 	var zero T
 	var movedFrom, movedTo *server.Server // the last MOVED: who answered it, whom it named
 	for attempt := 0; ; attempt++ {
-		srv, gen, err := r.routeWait(ctx, key, op)
+		srv, gen, err := r.routeWait(ctx, slot, op)
 		if err != nil {
 			return zero, err
 		}
