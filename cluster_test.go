@@ -263,6 +263,7 @@ func TestClusterShared(t *testing.T) {
 		{"MovedFollowedPastALaggingSeed", testClusterMovedPastALaggingSeed},
 		{"StatsCountEachCallOnceAndOnlyGrow", testClusterStatsOnlyGrow},
 		{"DeleteBucketsWithAFrozenMaster", testClusterDeleteBucketsWithAFrozenMaster},
+		{"Hammer7OnTheMasterOfEachKey", testClusterHammer7},
 	} {
 		if !t.Run(tc.name, func(t *testing.T) { tc.test(t, c) }) {
 			// The cluster may not be as the next test expects.
@@ -639,4 +640,52 @@ func TestClusterWaitConnectedEndsAtStop(t *testing.T) {
 	assert.ErrorIs(t, b.WaitConnected(ctx), hammerredis.ErrStopped)
 	_, err = b.CountHit(ctx, hammerredis.BucketKey{Bucket: 1, ID: "x"}, 1)
 	assert.ErrorIs(t, err, hammerredis.ErrStopped)
+}
+
+// testClusterHammer7 runs Hammer 7's algorithms on a cluster: each key is
+// written on the master of its slot, and a hit follows its slot when it
+// moves.
+func testClusterHammer7(t *testing.T, c *redistest.Cluster) {
+	b := startCluster(t, clusterOpts(t, c, logtest.New()))
+	ctx := context.Background()
+	prefix := fmt.Sprintf("H7:%d", testenv.Unique())
+	now := time.Now().UnixMilli()
+	policies := []protocol.Policy{
+		{Algorithm: protocol.FixWindow, Prefix: prefix, ScaleMs: 60_000, Limit: 2},
+		{Algorithm: protocol.SlidingWindow, Prefix: prefix, ScaleMs: 60_000, Limit: 2},
+		{Algorithm: protocol.LeakyBucket, Prefix: prefix, Limit: 2, Rate: 1},
+		{Algorithm: protocol.TokenBucket, Prefix: prefix, Limit: 2, Rate: 1},
+	}
+	masters := map[*redistest.Server]bool{}
+	for i := range 12 {
+		id := fmt.Sprint("user", i)
+		for _, p := range policies {
+			r, err := b.Hit(ctx, protocol.Hit{Policy: p, ID: id, Cost: 2, Now: now})
+			require.NoError(t, err, "%s %s", p.Algorithm, id)
+			assert.True(t, r.Allowed)
+			key := p.Key(id, now)
+			m, err := c.MasterOf(protocol.Slot(key))
+			require.NoError(t, err)
+			masters[m] = true
+			assert.EqualValues(t, 1, testenv.Do(t, m.Conn(t), "EXISTS", key), "%s on the master of its slot", key)
+		}
+	}
+	assert.Len(t, masters, 3, "the keys spread over every master")
+
+	// The slot of a token bucket moves: the next hit follows it and sees
+	// the bucket as it was left (empty: capacity 2, cost 2).
+	p := policies[3]
+	key := p.Key("user0", now)
+	moveSlot(t, c, protocol.Slot(key), otherMaster(t, c, mustMasterOf(t, c, key)))
+	r, err := b.Hit(ctx, protocol.Hit{Policy: p, ID: "user0", Cost: 2, Now: now})
+	require.NoError(t, err)
+	assert.False(t, r.Allowed, "the bucket moved with its slot")
+	assert.Positive(t, r.RetryAfterMs)
+}
+
+func mustMasterOf(t *testing.T, c *redistest.Cluster, key string) *redistest.Server {
+	t.Helper()
+	m, err := c.MasterOf(protocol.Slot(key))
+	require.NoError(t, err)
+	return m
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hammer-go/hammerredis/internal/logtest"
 	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/internal/testenv"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 const (
@@ -129,6 +130,11 @@ func TestSentinelCountsOnTheMaster(t *testing.T) {
 	}
 	assert.Equal(t, "3", hgetCount(t, g.Master().Conn(t), f.Key("m", 1)), "the hits were counted on the master")
 	assert.Contains(t, f.Log.String(), "mymaster via sentinel", "the log names the master it followed")
+	lb := protocol.Policy{Algorithm: protocol.LeakyBucket, Prefix: "H7", Limit: 10, Rate: 1}
+	r, err := f.B.Hit(context.Background(), protocol.Hit{Policy: lb, ID: "m", Cost: 4})
+	require.NoError(t, err)
+	assert.Equal(t, protocol.HitReply{Allowed: true, Count: 4}, r)
+	assert.Equal(t, []byte("4"), testenv.Do(t, g.Master().Conn(t), "HGET", "H7:m", "level"), "Hammer 7's hit ran on the master")
 	// DeleteBuckets dials a connection of its own, through the sentinels too.
 	n, err := f.B.DeleteBuckets(context.Background(), "m")
 	require.NoError(t, err)
@@ -158,6 +164,11 @@ func TestSentinelFailover(t *testing.T) {
 			for want := int64(1); want <= 3; want++ {
 				require.Equal(t, want, hit(t, f.B, "k"))
 			}
+			fix := protocol.Hit{Policy: protocol.Policy{Algorithm: protocol.FixWindow, Prefix: "H7", ScaleMs: 3_600_000, Limit: 10},
+				ID: "k", Cost: 3, Now: time.Now().UnixMilli()}
+			r, err := f.B.Hit(context.Background(), fix)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, r.Count)
 			ctx, cancel := context.WithTimeout(context.Background(), failoverWait)
 			defer cancel()
 			require.NoError(t, g.WaitReplicated(ctx))
@@ -185,6 +196,9 @@ func TestSentinelFailover(t *testing.T) {
 
 			assert.Equal(t, int64(4), hit(t, f.B, "k"), "the count continues from the replicated hits")
 			assert.Equal(t, "4", hgetCount(t, newMaster, f.Key("k", 1)), "the hit was counted on the new master")
+			r, err = f.B.Hit(context.Background(), fix)
+			require.NoError(t, err)
+			assert.EqualValues(t, 6, r.Count, "Hammer 7's window continues from the replicated count")
 			assert.GreaterOrEqual(t, f.B.Stats().Connects, uint64(2), "the backend reconnected")
 		})
 	}
