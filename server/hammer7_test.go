@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -116,4 +117,38 @@ func TestFixWindowHitsOnOneKeyAreCoalesced(t *testing.T) {
 	assert.Equal(t, []protocol.HitReply{
 		{Allowed: true, Count: 4}, {Count: 5, RetryAfterMs: 750}, {Count: 10, RetryAfterMs: protocol.Never},
 	}, replies)
+}
+
+func TestHammer7HitOnABrokenConnectionIsNeverResent(t *testing.T) {
+	conn := &fakeConn{}
+	conn.do = func(cmd string, args ...any) (any, error) {
+		if cmd == "PING" {
+			return "PONG", nil
+		}
+		return nil, conn.breakWith(io.ErrUnexpectedEOF)
+	}
+	h := run(t, nil, conn)
+	h.connected(t)
+	_, err := h.s.Hit(context.Background(), tokenHit("a"), false)
+	assert.ErrorIs(t, err, protocol.ErrDisconnected, "written: the outcome is unknown")
+	assert.ErrorIs(t, <-h.errc, io.ErrUnexpectedEOF)
+	assert.Equal(t, 1, conn.sentWith("EVALSHA"), "sent once, never again")
+	_, err = h.s.Hit(context.Background(), tokenHit("a"), false)
+	assert.ErrorIs(t, err, protocol.ErrClosed)
+}
+
+func TestHammer7InvalidCallsAreRefusedUnsent(t *testing.T) {
+	conn := &fakeConn{do: okDo}
+	h := run(t, nil, conn)
+	h.connected(t)
+	bad := tokenHit("a")
+	bad.Policy.Rate = 0
+	_, err := h.s.Hit(context.Background(), bad, false)
+	assert.ErrorIs(t, err, protocol.ErrInvalid)
+	_, err = h.s.Inc(context.Background(), protocol.Inc{Policy: tokenHit("a").Policy, ID: "a", N: 1}, false)
+	assert.ErrorIs(t, err, protocol.ErrInvalid, "a bucket has no inc")
+	_, err = h.s.Hit(context.Background(), protocol.Hit{Policy: protocol.Policy{Algorithm: protocol.SlidingWindow, Prefix: "P", ScaleMs: 999, Limit: 1}, ID: "a"}, false)
+	assert.ErrorIs(t, err, protocol.ErrInvalid, "a sliding window under one second")
+	assert.Equal(t, []string{"PING"}, conn.commands())
+	assert.EqualValues(t, 3, h.s.Stats().Errors.Invalid)
 }
