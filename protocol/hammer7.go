@@ -23,7 +23,8 @@ import (
 // allowed while the count after it is at most Limit. Deny: RetryAfter is the
 // window's end minus Now; Never when Cost > Limit. Inc adds N without a
 // limit check and returns the count; Set stores Count (0 included) and
-// returns it; Get returns the count, 0 when there is no key.
+// returns it (a key of another type is refused: WRONGTYPE); Get returns the
+// count, 0 when there is no key.
 //
 // sliding_window, key "<prefix>:<id>:<scale>", a sorted set with one member
 // per counted unit, scored by its second s. With w = scale/1000 whole
@@ -35,13 +36,15 @@ import (
 // Members are "<s>-<µs>-<i>" (made unique if taken): never equal to
 // Elixir's all-digit members. Inc, Set and Get use the hit's key and rules
 // (unlike Hammer 7, whose own inc, set and get use another key): Inc drops
-// the old members, adds N and returns the count; Set replaces the members
-// by Count new ones (0 deletes the key) and returns Count; Get counts the
-// members scored above s−w, writing nothing.
+// the old members, adds N and returns the count; Set (refusing a key of
+// another type) replaces the members by Count new ones (0 deletes the key)
+// and returns Count; Get counts the members scored above s−w, writing
+// nothing.
 //
 // leaky_bucket, key "<prefix>:<id>", a hash {level, last_update (s)}. The
 // level leaks Rate units per second since last_update:
-// level' = max(0, level − (s − last_update)×Rate). A hit is allowed when
+// level' = max(0, level − e×Rate), with e = s − last_update, or 0 should the
+// clock be behind last_update (a failover to a server whose clock is). A hit is allowed when
 // level' + Cost ≤ Limit (the capacity); it then stores level' + Cost and
 // last_update s, and sets EXPIRE ceil(stored level/Rate) + 60. Deny: RetryAfter
 // (last_update + ceil((level + Cost − Limit)/Rate))×1000 − now_ms, the
@@ -50,7 +53,7 @@ import (
 //
 // token_bucket, key "<prefix>:<id>", a hash {level (tokens left),
 // last_update (s)}; a bucket without a key is full. Tokens refill at Rate
-// per second: tokens = min(Limit, level + (s − last_update)×Rate). A hit is
+// per second: tokens = min(Limit, level + e×Rate), e as for leaky_bucket. A hit is
 // allowed when tokens ≥ Cost; it then stores tokens − Cost and last_update
 // s, and sets EXPIRE ceil((Limit − stored level)/Rate) + 60. Deny: RetryAfter
 // (last_update + ceil((Cost − level)/Rate))×1000 − now_ms; Never when Cost >
