@@ -63,6 +63,29 @@
 // default, as Hammer's ETS cleanup_interval_ms), one shard at a time. The
 // sweeper changes nothing that a call can see.
 //
+// # Hammer 7
+//
+// [Backend.Hit], [Backend.Inc], [Backend.Set] and [Backend.Get] run Hammer
+// 7's four algorithms (fix_window, sliding_window, leaky_bucket and
+// token_bucket) by the rules at the top of protocol/hammer7.go, with the
+// results the Redis backend's scripts give; package hammer7's limiters call
+// them. Each entry stands for the Redis key the rules name
+// ([protocol.Policy.Key]) and holds what that key would: a counter, a sorted
+// set (kept as a count per second, not a member per unit) or a hash. So
+// policies that share a prefix and key share its state, as on Redis, and a
+// key of another type fails as Redis's WRONGTYPE does, with an error
+// wrapping [protocol.ErrRedis]. These entries are kept apart from the
+// Hammer 6 buckets: Len, GetBucket and DeleteBuckets never see them.
+//
+// fix_window takes its window from the request's Now, but its key expires
+// at the window's end on the backend's clock, as a Redis key does on Redis's
+// clock: pass a Now from the same clock (time.Now), or a window that has
+// already ended counts nothing. The other algorithms read the backend's
+// clock in whole seconds, as the scripts read Redis TIME. Every key expires
+// when the rules say (a window's end, EXPIRE w, ceil(level/rate)+60 s and
+// so on; Options.ExpiryMs plays no part), stops counting at once, and is
+// reclaimed by the sweeper.
+//
 // # Concurrency
 //
 // A Backend is safe for concurrent use by any number of goroutines. Buckets
@@ -71,5 +94,8 @@
 // all buckets of one id share a shard, so DeleteBuckets takes one lock. Every
 // call holds one shard lock at a time, for a few map operations only, and
 // never blocks on anything else: a call takes no longer than its own work,
-// so the context is only checked at its start.
+// so the context is only checked at its start. Hammer 7's entries are
+// sharded by key the same way; a call holds its key's lock from reading the
+// clock to its last write, so the calls on one key apply one at a time and
+// in clock order, as scripts do on Redis.
 package memory

@@ -64,6 +64,8 @@ type table struct {
 	ttl    int64
 	seed   maphash.Seed
 	shards [numShards]shard
+	// h7 holds Hammer 7's entries (hammer7.go), apart from the buckets.
+	h7 store7
 }
 
 // shard is one independently locked part of the table. All buckets of one id
@@ -303,7 +305,8 @@ func (t *table) expired(e *entry, clock int64) bool {
 }
 
 // sweepOnce drops the expired buckets, and the ids left without buckets, one
-// shard at a time, and shrinks the shards that emptied most.
+// shard at a time, and shrinks the shards that emptied most; then the same
+// for Hammer 7's entries.
 func (t *table) sweepOnce() {
 	for i := range t.shards {
 		clock := t.now().UnixNano()
@@ -328,6 +331,7 @@ func (t *table) sweepOnce() {
 		}
 		s.mu.Unlock()
 	}
+	t.sweep7()
 }
 
 // run sweeps t every interval until halted.
