@@ -280,3 +280,15 @@ func TestHammer7FixWindowHitsOnOneKeyShareOneRun(t *testing.T) {
 		"the held hit and the probes written, then the last probe and one run for the five")
 	assert.Equal(t, "5", string(testenv.Do(t, f.Admin, "GET", p.Key("hot", now)).([]byte)))
 }
+
+func TestHammer7ScriptsReadRedisTime(t *testing.T) {
+	f, prefix := start7(t, nil)
+	p := protocol.Policy{Algorithm: protocol.LeakyBucket, Prefix: prefix, Limit: 10, Rate: 1}
+	_, err := f.B.Hit(context.Background(), protocol.Hit{Policy: p, ID: "k", Cost: 1})
+	require.NoError(t, err)
+	now, err := redis.Int64s(f.Admin.Do("TIME"))
+	require.NoError(t, err)
+	last, err := redis.Int64(f.Admin.Do("HGET", prefix+":k", "last_update"))
+	require.NoError(t, err)
+	assert.InDelta(t, now[0], last, 1, "last_update is Redis TIME's second")
+}
