@@ -39,6 +39,12 @@ type Options struct {
 	// memory grows with every new window. Disable it only for a short-lived
 	// backend, such as one in a unit test.
 	CleanupInterval time.Duration
+
+	// Clock is the clock the backend reads: expiries, and the time of
+	// Hammer 7's sliding windows and buckets (what Redis TIME is to the
+	// Redis backend); default time.Now. Set it to step time in tests and
+	// simulations.
+	Clock func() time.Time
 }
 
 // Backend is an in-memory rate-limit backend: buckets in sharded maps of this
@@ -104,7 +110,11 @@ type sweeper struct {
 // New validates opts and returns a running backend. Errors wrap
 // protocol.ErrInvalid (hammerredis.ErrInvalid) and name the field.
 func New(opts Options) (*Backend, error) {
-	return newBackend(opts, time.Now)
+	now := opts.Clock
+	if now == nil {
+		now = time.Now
+	}
+	return newBackend(opts, now)
 }
 
 // newBackend is New with a clock, for tests.
