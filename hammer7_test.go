@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/hammer7"
 	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/internal/testenv"
 	"github.com/hammer-go/hammerredis/protocol"
@@ -291,4 +292,16 @@ func TestHammer7ScriptsReadRedisTime(t *testing.T) {
 	last, err := redis.Int64(f.Admin.Do("HGET", prefix+":k", "last_update"))
 	require.NoError(t, err)
 	assert.InDelta(t, now[0], last, 1, "last_update is Redis TIME's second")
+}
+
+func TestHammer7RefusesAPrefixOverlappingHammer6Keys(t *testing.T) {
+	b, err := hammerredis.New(hammerredis.Options{ExpiryMs: 60_000, RedisURL: shared.URL()})
+	require.NoError(t, err)
+	assert.Equal(t, "Hammer:Redis:", b.KeyPrefix())
+	for _, prefix := range []string{"Hammer:Redis", "Hammer", "Hammer:Redis:x"} {
+		_, err := hammer7.New(b, hammer7.FixWindow{Prefix: prefix, Window: time.Minute, Limit: 1})
+		assert.ErrorIs(t, err, hammerredis.ErrInvalid, "prefix %q", prefix)
+	}
+	_, err = hammer7.New(b, hammer7.FixWindow{Prefix: "MyApp.RateLimit", Window: time.Minute, Limit: 1})
+	assert.NoError(t, err)
 }
