@@ -28,6 +28,16 @@
 // milliseconds since the Unix epoch, as the caller passes them. A rate
 // limiter allows a request while the count is at most its limit.
 //
+// # Hammer 7
+//
+// [Backend.Hit], [Backend.Inc], [Backend.Set] and [Backend.Get] run Hammer
+// 7's four algorithms (fix_window, sliding_window, leaky_bucket,
+// token_bucket) on the Redis data of hammer_backend_redis 7.x, without its
+// defects; package hammer7 is their user API, and docs/algorithms.md says
+// which to choose. They need Redis 7.0 or later ([ErrUnsupported] before),
+// and a Hammer 7 prefix must not overlap the backend's Hammer 6
+// Options.KeyPrefix ([Backend.KeyPrefix]).
+//
 // # Redis data
 //
 // Each bucket is a hash "<prefix><id>:<bucket>" (prefix "Hammer:Redis:" by

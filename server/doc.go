@@ -21,8 +21,9 @@
 //   - [Server], the handle (server.go), lives as long as the server. Its
 //     methods run on the callers' goroutines: New, String, Connected,
 //     WaitConnected, Stopped, Stop, Redial and Stats; CountHit,
-//     GetBucket and their ASKING variants (caller.go), which queue a call
-//     and wait for its answer; and DeleteBuckets (delete.go), which runs a
+//     GetBucket and their ASKING variants (caller.go), and Hammer 7's Hit,
+//     Inc, Set and Get (hammer7.go), which queue a call and wait for its
+//     answer; and DeleteBuckets (delete.go), which runs a
 //     whole delete on the caller's goroutine, on a connection of its own.
 //     What they share with the server goroutine is atomic, a channel or
 //     behind a mutex.
@@ -60,6 +61,15 @@
 //
 // Package server does not import suture: *Server satisfies suture.Service by
 // shape (Serve and String); package supervisor wires it into a tree.
+//
+// # Hammer 7
+//
+// Hammer 7's calls (protocol.Hit, Inc, Set and Get) take the same path as
+// count_hit: each runs its algorithm's script (script7.go) or, for a fix
+// window's count, a GET; fix-window hits and incs on one key queued
+// together are coalesced into one INCRBY of their sum. At connect, INFO
+// tells the server's version: before Redis 7.0 those calls fail unsent with
+// protocol.ErrUnsupported, and Hammer 6's go on.
 //
 // # Errors
 //
