@@ -23,6 +23,7 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/internal/testenv"
 )
 
@@ -195,7 +196,7 @@ func TestACLOptionalRights(t *testing.T) {
 	testenv.Do(t, admin, "SCRIPT", "FLUSH")
 	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix, RedisURL: testenv.UserURL("redis", "full", testenv.ACLPassword, srv.Addr()),
 		RedixConfig: &hammerredis.RedisConfig{ClientName: "acl-full", Database: 2}})
-	assert.Equal(t, 3, secCachedScripts(t, admin), "with +script|load the three scripts are loaded at connection start")
+	assert.Equal(t, 7, secCachedScripts(t, admin), "with +script|load Hammer 6's three scripts and Hammer 7's four are loaded at connection start")
 	assert.NotEmpty(t, clientLine(t, admin, "acl-full"), "CLIENT SETNAME ran")
 	n, err := secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "db2"})
 	require.NoError(t, err)
@@ -516,4 +517,59 @@ func TestTLSDialErrorsKeepTheirCause(t *testing.T) {
 	assert.ErrorAs(t, err, &unknown, "errors.As(%q, &x509.UnknownAuthorityError{})", err)
 	var verify *tls.CertificateVerificationError
 	assert.ErrorAs(t, err, &verify, "errors.As(%q, *tls.CertificateVerificationError)", err)
+}
+
+// hammer7Commands are what Hammer 7's scripts and calls run, besides the
+// scripts themselves (EVALSHA, EVAL): docs/security.md lists them.
+var hammer7Commands = []string{
+	"+time", "+incrby", "+pexpireat", "+set", "+type", "+get", "+zadd", "+zremrangebyscore",
+	"+zcard", "+zcount", "+zrange", "+del", "+expire", "+hmget", "+hset",
+}
+
+func TestACLHammer7WithoutInfo(t *testing.T) {
+	srv := testenv.ACLServer(t)
+	admin := srv.Conn(t)
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	policies := []protocol.Policy{
+		{Algorithm: protocol.FixWindow, Prefix: "H7", ScaleMs: 60_000, Limit: 5},
+		{Algorithm: protocol.SlidingWindow, Prefix: "H7", ScaleMs: 60_000, Limit: 5},
+		{Algorithm: protocol.LeakyBucket, Prefix: "H7:l", Limit: 5, Rate: 1}, // the buckets' keys
+		{Algorithm: protocol.TokenBucket, Prefix: "H7:t", Limit: 5, Rate: 1}, // have no suffix
+	}
+	hitAll := func(b *hammerredis.Backend) []error {
+		var errs []error
+		for _, p := range policies {
+			r, err := b.Hit(ctx, protocol.Hit{Policy: p, ID: "u", Cost: 1, Now: now})
+			if err == nil && !r.Allowed {
+				err = fmt.Errorf("%s denied", p.Algorithm)
+			}
+			errs = append(errs, err)
+		}
+		return errs
+	}
+
+	// The Hammer 6 user: Hammer 7's keys and commands are not its own.
+	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix,
+		RedisURL: testenv.UserURL("redis", testenv.ACLUser, testenv.ACLPassword, srv.Addr())})
+	for i, err := range hitAll(f.B) {
+		assert.ErrorIs(t, err, hammerredis.ErrRedis, policies[i].Algorithm)
+		assert.ErrorContains(t, err, "NOPERM")
+	}
+	assert.Zero(t, f.B.Stats().Restarts, "a refusal leaves the connection up")
+
+	// A user with Hammer 7's commands and keys, but no INFO: the version is
+	// unknown, and the calls run.
+	testenv.SetUser(t, admin, "h7", testenv.ACLRules("~H7:*", append([]string{"+ping", "+evalsha", "+eval"}, hammer7Commands...)...))
+	g := start(t, srv, hammerredis.Options{RedisURL: testenv.UserURL("redis", "h7", testenv.ACLPassword, srv.Addr())})
+	for i, err := range hitAll(g.B) {
+		assert.NoError(t, err, policies[i].Algorithm)
+	}
+	for _, p := range policies {
+		n, err := g.B.Get(ctx, protocol.Get{Policy: p, ID: "u", Now: now})
+		require.NoError(t, err, p.Algorithm)
+		if p.Algorithm.IsWindow() { // a bucket's level moves with Redis TIME
+			assert.EqualValues(t, 1, n, "%s: one hit counted", p.Algorithm)
+		}
+	}
 }

@@ -40,7 +40,7 @@ var (
 	ErrBadReply = errors.New("hammerredis: unexpected reply from redis")
 
 	// ErrUnsupported means the Redis server cannot run the request: Hammer
-	// 7's algorithms need Redis 7.0 or later (PEXPIREAT NX, ZRANGE of one
-	// rank). Nothing was sent.
+	// 7's limiters need Redis 7.0 or later, as Hammer 7 does (fix_window's
+	// PEXPIREAT NX). Nothing was sent.
 	ErrUnsupported = errors.New("hammerredis: not supported by this redis server")
 )

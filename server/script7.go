@@ -12,8 +12,18 @@ import "github.com/gomodule/redigo/redis"
 // The last argument of the three clocked scripts is "" (read Redis TIME) or
 // "<s>:<µs>", a clock that tests set (Config.ScriptClock).
 
+// guardLua refuses to run before Redis 7.0, before any write (fix_window's
+// INCRBY would otherwise count and its PEXPIREAT NX then fail): the check
+// at connect cannot run when the user may not run INFO.
+// redis.REDIS_VERSION_NUM is itself new in 7.0.
+const guardLua = `
+if (redis.REDIS_VERSION_NUM or 0) < 0x070000 then
+  return redis.error_reply('ERR hammerredis: Hammer 7 needs Redis 7.0 or later')
+end
+`
+
 // clockLua reads the script's clock: whole seconds and microseconds.
-const clockLua = `
+const clockLua = guardLua + `
 local function clock(arg)
   if arg ~= '' then
     local s, us = string.match(arg, '^(%d+):(%d+)$')
@@ -38,7 +48,7 @@ local function int(n) return string.format('%d', n) end
 //	ARGV[3] the window's end, ms since the Unix epoch
 //
 // It returns the count.
-const fixWindowLua = `
+const fixWindowLua = guardLua + `
 local n
 if ARGV[1] == 'set' then
   local t = redis.call('TYPE', KEYS[1])['ok']
