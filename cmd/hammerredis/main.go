@@ -6,13 +6,17 @@
 //	hammerredis check ID --scale DURATION --limit N [--inc N] [flags]
 //	hammerredis inspect ID --scale DURATION --limit N [flags]
 //	hammerredis delete ID [flags]
+//	hammerredis hit KEY --algorithm fix_window|sliding_window --prefix P --scale DURATION --limit N [--inc N] [flags]
+//	hammerredis hit KEY --algorithm leaky_bucket|token_bucket --prefix P --rate N --limit N [--inc N] [flags]
+//	hammerredis get KEY --algorithm A --prefix P (--scale DURATION | --rate N --limit N) [flags]
 //	hammerredis demo [--redis-url URL] [--duration DURATION]
 //	hammerredis bench [--redis-url URL] [--callers 1,16,64,256] [--duration 5s] [flags]
 //
 // check counts hits for an ID in its current window and says whether they
-// are within the limit (Hammer's check_rate_inc); inspect shows the window
+// are within the limit (Hammer 6's check_rate_inc); inspect shows the window
 // without counting (inspect_bucket); delete resets the ID
-// (delete_buckets). Flags may come before or after the ID. They talk to the
+// (delete_buckets). hit and get do the same for Hammer 7's limiters (see
+// below). Flags may come before or after the ID or KEY. They talk to the
 // Redis at --redis-url, else the one named in --redis-url-file, else
 // $REDIS_URL, else redis://127.0.0.1:6379, under
 // the backend's default key prefix "Hammer:Redis:" (--key-prefix), so they
@@ -20,6 +24,29 @@
 // included; --timeout (default 5s) bounds the connection and the call.
 // Exit status: 0 on success (check: allowed), 1 when check is denied, 2 on
 // an error: a usage error, Redis unreachable, a timeout.
+//
+// # Hammer 7
+//
+// hit and get work on the keys of Elixir Hammer 7's limiters
+// (hammer_backend_redis 7.x, package hammer7): --algorithm is fix_window,
+// sliding_window, leaky_bucket or token_bucket, --prefix the limiter's
+// prefix (Elixir's prefix: option, by default the module's name). Windows
+// take --scale (the window's length) and --limit (its units); buckets take
+// --rate (units per second leaked or refilled) and --limit (the capacity);
+// a flag that does not fit the algorithm is a usage error. hit counts --inc
+// units (default 1) and says whether they are allowed, as Hammer 7's
+// hit(key, scale|rate, limit|capacity, inc); get shows the count without
+// counting, as get(key, scale): a window's count (--limit optional), a
+// leaky bucket's level or a token bucket's tokens left, with the leak or
+// refill up to now applied, which is why a bucket's get needs --rate and
+// --limit. With --json, hit prints {"key", "algorithm", "allowed",
+// "count", "limit", "remaining", "increment", "retry_after_ms", "never"},
+// where count is Hammer 7's value (a window's count, a leaky bucket's level,
+// a token bucket's tokens left) and retry_after_ms is 0 when allowed, the ms
+// to wait when denied, and null with "never": true when --inc is over the
+// limit or capacity; get prints {"count"}. --key-prefix names the Hammer 6
+// keys that --prefix must not overlap. Exit status: hit 0 when allowed, 1
+// when denied, 2 on an error; get 0 or 2.
 //
 // # Passwords
 //
@@ -72,9 +99,9 @@ import (
 const (
 	exitOK          = 0
 	exitFailed      = 1 // the demo failed
-	exitDenied      = 1 // check: the rate limit denied the hits
+	exitDenied      = 1 // check, hit: the rate limit denied the hits
 	exitUsage       = 2
-	exitError       = 2 // check, inspect, delete: any error
+	exitError       = 2 // check, inspect, delete, hit, get: any error
 	exitInterrupted = 130
 )
 
@@ -84,6 +111,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"check":   runCheck,
 	"inspect": runInspect,
 	"delete":  runDelete,
+	"hit":     runHit,
+	"get":     runGet,
 	"demo":    runDemo,
 	"bench":   runBench,
 }
@@ -136,15 +165,22 @@ Commands:
   check    count hits for an ID and say whether they are within a limit
   inspect  show an ID's current window without counting a hit
   delete   delete every bucket of an ID, resetting its limits
+  hit      count units for a KEY with a Hammer 7 limiter (fix_window,
+           sliding_window, leaky_bucket, token_bucket) and say whether
+           they are allowed
+  get      show a KEY's count, level or tokens under a Hammer 7 limiter
+           without counting
   demo     count, read and delete buckets, survive a lost connection, share
            a limit among clients, stop
   bench    measure checks/s and latency against a Redis (a private one by
            default), with a progress bar
   help     show this help, or "help <command>" for a command's flags
 
-check, inspect and delete use the Redis at --redis-url, else the one named in
---redis-url-file, else $REDIS_URL, else redis://127.0.0.1:6379, and the
-services' key prefix "Hammer:Redis:".
+check, inspect, delete, hit and get use the Redis at --redis-url, else the one
+named in --redis-url-file, else $REDIS_URL, else redis://127.0.0.1:6379.
+check, inspect and delete see the services' Hammer 6 buckets under the key
+prefix "Hammer:Redis:"; hit and get see a Hammer 7 limiter's keys under
+--prefix.
 
 A password in --redis-url is visible to other users (ps), and draws a warning:
 give the URL in $REDIS_URL, or with --redis-url-file FILE (its first line) or
@@ -156,6 +192,9 @@ Examples:
   hammerredis check user:42 --scale 1m --limit 10
   hammerredis inspect user:42 --scale 1m --limit 10 --json
   hammerredis delete user:42 --redis-url redis://redis.internal:6379/1
+  hammerredis hit user:42 --algorithm sliding_window --prefix MyApp.RateLimit --scale 1m --limit 100
+  hammerredis hit user:42 --algorithm token_bucket --prefix MyApp.TB --rate 5 --limit 30 --inc 4 --json
+  hammerredis get user:42 --algorithm leaky_bucket --prefix MyApp.LB --rate 5 --limit 30
 
 Run "hammerredis <command> --help" for a command's flags.
 `)

@@ -428,7 +428,7 @@ func TestPasswordStaysOutOfArgv(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"check", "inspect", "delete", "demo"} {
+	for _, cmd := range []string{"check", "inspect", "delete", "hit", "get", "demo"} {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}, {cmd, "user:42", "--help"}} {
 			if cmd == "demo" && len(args) == 3 {
 				continue // demo takes no ID
@@ -446,9 +446,26 @@ func TestHelp(t *testing.T) {
 			t.Errorf("hammerredis check --help lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	for cmd, wants := range map[string][]string{
+		"hit": {"hit KEY --algorithm fix_window|sliding_window --prefix P --scale DURATION --limit N [--inc N]",
+			"hit KEY --algorithm leaky_bucket|token_bucket --prefix P --rate N --limit N [--inc N]",
+			"--algorithm name", "--prefix prefix", "--rate", "--scale", "--limit", "--inc", "--json", "--timeout",
+			"$REDIS_URL", "1 when denied", `"retry_after_ms"`, `"never": true`, "before or after the KEY"},
+		"get": {"get KEY --algorithm fix_window|sliding_window --prefix P --scale DURATION [--limit N]",
+			"get KEY --algorithm leaky_bucket|token_bucket --prefix P --rate N --limit N",
+			"--rate and --limit", `{"count"}`, "0 on success, 2 on an error"},
+	} {
+		r := hr(t, cmd, "--help")
+		for _, want := range wants {
+			if !strings.Contains(strings.ReplaceAll(r.stdout, "  -", "  --"), want) {
+				t.Errorf("hammerredis %s --help lacks %q:\n%s", cmd, want, r.stdout)
+			}
+		}
+	}
 	// Every subcommand, and the command's own help, offer a way to keep a
 	// password out of the command line.
-	for _, args := range [][]string{{"--help"}, {"inspect", "--help"}, {"delete", "--help"}, {"demo", "--help"}, {"bench", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"inspect", "--help"}, {"delete", "--help"}, {"hit", "--help"}, {"get", "--help"},
+		{"demo", "--help"}, {"bench", "--help"}} {
 		r := hr(t, args...)
 		for _, want := range []string{"--redis-url-file", "$REDIS_URL", "(ps)"} {
 			if !strings.Contains(r.stdout, want) {
@@ -563,6 +580,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"help"}, exitOK, "check"},
 		{[]string{"help", "demo"}, exitOK, "--redis-url"},
 		{[]string{"help", "check"}, exitOK, "--scale"},
+		{[]string{"--help"}, exitOK, "hit      count units for a KEY with a Hammer 7 limiter"},
+		{[]string{"help", "hit"}, exitOK, "--algorithm"},
+		{[]string{"help", "get"}, exitOK, "--rate"},
 		{[]string{"help", "nope"}, exitUsage, `unknown command "nope"`},
 		{[]string{"demo", "--help"}, exitOK, "--duration"},
 		{[]string{"nope"}, exitUsage, `unknown command "nope"`},

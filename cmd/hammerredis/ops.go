@@ -27,17 +27,21 @@ const defaultRedisURL = "redis://127.0.0.1:6379"
 // timeLayout is RFC 3339 with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// command is one run of check, inspect or delete: its flags, the ones they
-// share, and where they print.
+// command is one run of check, inspect, delete, hit or get: its flags, the
+// ones they share, and where they print.
 type command struct {
 	name           string
 	synopsis       string // after "hammerredis <name> "
 	about          string // what the command does, before the flags
+	arg            string // the positional argument: "ID" (Hammer 6) or "KEY" (Hammer 7)
 	fs             *flag.FlagSet
 	stdout, stderr io.Writer
+	// checks validate the command's own flags once they are parsed; set
+	// holds the names of the flags given.
+	checks []func(set map[string]bool) error
 
 	redisURLFlags
-	redisURL  string // resolved from redisURLFlags by withLimiter
+	redisURL  string // resolved from redisURLFlags by withBackend
 	keyPrefix string
 	timeout   time.Duration
 	json      bool
@@ -46,13 +50,15 @@ type command struct {
 	// Only for the commands that look at a window.
 	scale time.Duration
 	limit int64
-	// Only for check.
+	// Only for check and hit.
 	inc int64
+	// Only for hit and get.
+	h7 h7Flags
 }
 
 // newCommand returns a command with the flags every one of them has.
 func newCommand(name, synopsis, about string, stdout, stderr io.Writer) *command {
-	c := &command{name: name, synopsis: synopsis, about: about, stdout: stdout, stderr: stderr}
+	c := &command{name: name, synopsis: synopsis, about: about, arg: "ID", stdout: stdout, stderr: stderr}
 	c.fs = flag.NewFlagSet("hammerredis "+name, flag.ContinueOnError)
 	c.fs.SetOutput(io.Discard) // errors and usage are printed by parse
 	c.fs.Usage = func() {}
@@ -73,17 +79,43 @@ func (c *command) windowFlags() {
 	c.fs.DurationVar(&c.scale, "scale", 0,
 		"`length` of a window, as a Go duration (500ms, 1m, 1h); required")
 	c.fs.Int64Var(&c.limit, "limit", 0, "hits allowed per window; required")
+	c.checks = append(c.checks, c.checkWindow)
 }
 
-// incFlag adds --inc.
-func (c *command) incFlag() {
-	c.fs.Int64Var(&c.inc, "inc", 1, "hits to count at once; at least 1")
+// checkWindow checks --scale and --limit of check and inspect.
+func (c *command) checkWindow(set map[string]bool) error {
+	switch {
+	case !set["scale"]:
+		return usageErrorf("missing --scale, the window length (e.g. --scale 1m)")
+	case !set["limit"]:
+		return usageErrorf("missing --limit, the hits allowed per window (e.g. --limit 10)")
+	case c.scale < time.Millisecond || c.scale%time.Millisecond != 0:
+		return usageErrorf("--scale %v: want a whole number of milliseconds, at least 1ms (e.g. 500ms, 1m, 1h)", c.scale)
+	case c.limit < 0:
+		return usageErrorf("--limit %d: must not be negative", c.limit)
+	}
+	return nil
+}
+
+// incFlag adds --inc, whose usage is what it counts.
+func (c *command) incFlag(usage string) {
+	c.fs.Int64Var(&c.inc, "inc", 1, usage)
+	c.checks = append(c.checks, func(map[string]bool) error {
+		if c.inc < 1 {
+			return usageErrorf("--inc %d: must be at least 1", c.inc)
+		}
+		return nil
+	})
 }
 
 // usage prints the command's help to w.
 func (c *command) usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: hammerredis %s %s\n\n%s\nFlags (before or after the ID; put an ID that starts with - after --):\n",
-		c.name, c.synopsis, c.about)
+	an := "a"
+	if c.arg == "ID" {
+		an = "an"
+	}
+	fmt.Fprintf(w, "Usage: hammerredis %s %s\n\n%s\nFlags (before or after the %s; put %s %[4]s that starts with - after --):\n",
+		c.name, c.synopsis, c.about, c.arg, an)
 	c.fs.SetOutput(w)
 	c.fs.PrintDefaults()
 	c.fs.SetOutput(io.Discard)
@@ -94,7 +126,7 @@ Exit status: %s.
 }
 
 func (c *command) exitStatuses() string {
-	if c.name == "check" {
+	if c.name == "check" || c.name == "hit" {
 		return "0 when allowed, 1 when denied, 2 on an error (usage, Redis unreachable, timeout)"
 	}
 	return "0 on success, 2 on an error (usage, Redis unreachable, timeout)"
@@ -109,8 +141,8 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Sprintf(format, args...)}
 }
 
-// parse parses args, whose flags may come before or after the ID, and
-// returns the ID. It returns flag.ErrHelp for --help.
+// parse parses args, whose flags may come before or after the ID (or KEY),
+// and returns it. It returns flag.ErrHelp for --help.
 func (c *command) parse(args []string) (string, error) {
 	flags, positional := splitArgs(c.fs, args)
 	if err := c.fs.Parse(flags); err != nil {
@@ -125,28 +157,18 @@ func (c *command) parse(args []string) (string, error) {
 	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case len(positional) == 0:
-		return "", usageErrorf("missing ID")
+		return "", usageErrorf("missing %s", c.arg)
 	case len(positional) > 1:
-		return "", usageErrorf("unexpected arguments after the ID: %q", positional[1:])
+		return "", usageErrorf("unexpected arguments after the %s: %q", c.arg, positional[1:])
 	case positional[0] == "":
-		return "", usageErrorf("the ID is empty")
+		return "", usageErrorf("the %s is empty", c.arg)
 	case c.timeout <= 0:
 		return "", usageErrorf("--timeout %v: must be positive", c.timeout)
 	}
-	if c.fs.Lookup("scale") != nil {
-		switch {
-		case !set["scale"]:
-			return "", usageErrorf("missing --scale, the window length (e.g. --scale 1m)")
-		case !set["limit"]:
-			return "", usageErrorf("missing --limit, the hits allowed per window (e.g. --limit 10)")
-		case c.scale < time.Millisecond || c.scale%time.Millisecond != 0:
-			return "", usageErrorf("--scale %v: want a whole number of milliseconds, at least 1ms (e.g. 500ms, 1m, 1h)", c.scale)
-		case c.limit < 0:
-			return "", usageErrorf("--limit %d: must not be negative", c.limit)
+	for _, check := range c.checks {
+		if err := check(set); err != nil {
+			return "", err
 		}
-	}
-	if c.fs.Lookup("inc") != nil && c.inc < 1 {
-		return "", usageErrorf("--inc %d: must be at least 1", c.inc)
 	}
 	return positional[0], nil
 }
@@ -231,6 +253,17 @@ var errInterrupted = errors.New("interrupted")
 // calls f with a limiter on it and the ID, within --timeout. It stops the
 // backend before it returns f's exit status.
 func (c *command) withLimiter(args []string, f func(ctx context.Context, l *hammer.Limiter, id string) (int, error)) int {
+	return c.withBackend(args, nil, func(ctx context.Context, b *hammerredis.Backend, id string) (int, error) {
+		return f(ctx, hammer.New(b), id)
+	})
+}
+
+// withBackend parses args, starts a backend, calls setup with it (when not
+// nil) before waiting for its connection, so that setup's errors come first
+// even when Redis is unreachable, then calls f with the backend and the ID,
+// within --timeout. It stops the backend before it returns f's exit status.
+func (c *command) withBackend(args []string, setup func(b *hammerredis.Backend) error,
+	f func(ctx context.Context, b *hammerredis.Backend, id string) (int, error)) int {
 	id, err := c.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		c.usage(c.stdout)
@@ -250,10 +283,11 @@ func (c *command) withLimiter(args []string, f func(ctx context.Context, l *hamm
 		logger = slog.New(slog.NewTextHandler(c.stderr, nil))
 	}
 	// The backend needs an expiry: a bucket that check counts in lives as
-	// long as its window (plus the second the backend adds).
+	// long as its window (plus the second the backend adds). Hammer 7's
+	// keys (hit) set their own expiries.
 	expiryMs := c.scale.Milliseconds()
-	if expiryMs <= 0 {
-		expiryMs = 60_000 // inspect and delete write nothing
+	if expiryMs <= 0 || setup != nil {
+		expiryMs = 60_000 // inspect, delete and get write nothing
 	}
 	b, err := hammerredis.Start(hammerredis.Options{
 		ExpiryMs:             expiryMs,
@@ -273,6 +307,11 @@ func (c *command) withLimiter(args []string, f func(ctx context.Context, l *hamm
 		return c.fail(err) // the backend's errors never show a password
 	}
 	defer hammerredis.Stop(b)
+	if setup != nil {
+		if err := setup(b); err != nil {
+			return c.fail(err)
+		}
+	}
 
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -281,7 +320,7 @@ func (c *command) withLimiter(args []string, f func(ctx context.Context, l *hamm
 	if err := b.WaitConnected(ctx); err != nil {
 		return c.fail(c.connectError(b, sigCtx, err))
 	}
-	code, err := f(ctx, hammer.New(b), id)
+	code, err := f(ctx, b, id)
 	if err != nil {
 		if sigCtx.Err() != nil {
 			err = errInterrupted
@@ -324,7 +363,7 @@ With --json: {"id", "allowed", "count", "limit", "remaining", "increment",
 "scale_ms", "reset_ms", "reset_at"}; reset_ms is the time to the next window.
 `, stdout, stderr)
 	c.windowFlags()
-	c.incFlag()
+	c.incFlag("hits to count at once; at least 1")
 	return c.withLimiter(args, func(ctx context.Context, l *hammer.Limiter, id string) (int, error) {
 		r, err := l.CheckRateInc(ctx, id, c.scale, c.limit, c.inc)
 		if err != nil {
