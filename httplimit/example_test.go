@@ -10,7 +10,9 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/hammer7"
 	"github.com/hammer-go/hammerredis/httplimit"
+	"github.com/hammer-go/hammerredis/memory"
 )
 
 // The example runs against the private redis-server of the tests: redisURL
@@ -60,4 +62,47 @@ func Example() {
 	// Output:
 	// 200 remaining=0 reset=30 retry-after="" body="hello\n"
 	// 429 remaining=0 reset=30 retry-after="30" body="Too Many Requests: rate limit exceeded\n"
+}
+
+// A Hammer 7 limiter (here a fixed window, in package memory's backend;
+// hammer7.SlidingWindow, LeakyBucket and TokenBucket plug in the same way)
+// holds the numbers, so the Config needs nothing else. An allowed response
+// carries no RateLimit-Reset: a Hammer 7 result only says when a denied
+// request would fit.
+func ExampleConfig_hammer7() {
+	backend, err := memory.New(memory.Options{ExpiryMs: 60_000}) // or hammerredis.Start(...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	limiter, err := hammer7.New(backend, hammer7.FixWindow{Prefix: "MyApp.HTTP", Window: time.Minute, Limit: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A fixed clock keeps the example's window from ending between its two
+	// requests; a service uses the limiter as it is.
+	now := time.Date(2100, 1, 1, 12, 0, 30, 0, time.UTC)
+	limiter = limiter.WithClock(func() time.Time { return now })
+
+	limit, err := httplimit.New(httplimit.Config{Hammer7: limiter}) // one request per client IP per minute
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, _ := httplimit.Hammer7ResultFrom(r.Context())
+		fmt.Fprintln(w, "hello, request", res.Count)
+	}))
+
+	for range 2 {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "192.0.2.1:1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Printf("%d limit=%s remaining=%s reset=%q retry-after=%q body=%q\n", w.Code,
+			w.Header().Get("RateLimit-Limit"), w.Header().Get("RateLimit-Remaining"),
+			w.Header().Get("RateLimit-Reset"), w.Header().Get("Retry-After"), w.Body.String())
+	}
+	// Output:
+	// 200 limit=1 remaining=0 reset="" retry-after="" body="hello, request 1\n"
+	// 429 limit=1 remaining=0 reset="30" retry-after="30" body="Too Many Requests: rate limit exceeded\n"
 }

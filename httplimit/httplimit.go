@@ -1,7 +1,8 @@
 // Package httplimit is net/http middleware that rate-limits requests with a
-// [hammer.Limiter]: a fixed number of requests per client per window, counted
-// in the limiter's backend (usually Redis, shared by every instance of the
-// service).
+// [hammer.Limiter] (a fixed number of requests per client per window) or with
+// a [hammer7.Limiter] (any of Hammer 7's four algorithms: fixed or sliding
+// windows, leaky or token buckets), counted in the limiter's backend (usually
+// Redis, shared by every instance of the service).
 //
 // # Usage
 //
@@ -12,6 +13,12 @@
 //	})
 //	if err != nil { ... }
 //	http.ListenAndServe(addr, limit(mux))
+//
+// or, with a Hammer 7 limiter, whose policy holds the numbers:
+//
+//	l, err := hammer7.New(backend, hammer7.TokenBucket{Prefix: "MyApp.API", RefillPerSecond: 10, Capacity: 100})
+//	if err != nil { ... }
+//	limit, err := httplimit.New(httplimit.Config{Hammer7: l})
 //
 // # Keys
 //
@@ -27,7 +34,9 @@
 //
 // The backend id of a key is Config.IDPrefix + key, for example
 // "http:ip:203.0.113.7". Middlewares with different scales or limits must use
-// different prefixes, or they count into each other's buckets.
+// different prefixes, or they count into each other's buckets. With a Hammer 7
+// limiter, the Redis key is the policy's Prefix, ":" and that id, as in
+// "MyApp.API:http:ip:203.0.113.7": give each policy its own Prefix.
 //
 // # Response headers
 //
@@ -45,6 +54,27 @@
 // Retry-After (the same seconds as RateLimit-Reset) and does not reach the
 // next handler. As in Hammer, denied requests are counted too, so a client
 // that keeps retrying stays denied until the window ends.
+//
+// # Hammer 7
+//
+// With Config.Hammer7, each request is one hit of cost 1 on the limiter
+// ([hammer7.Limiter.Hit]), and the fields follow its [hammer7.Result]:
+//
+//	RateLimit-Limit      Result.Limit: the window's limit, or the bucket's capacity
+//	RateLimit-Remaining  Result.Remaining: Limit−Count for windows, the tokens
+//	                     left for a token bucket, Capacity−level for a leaky bucket
+//	RateLimit-Reset      on a 429 only: Result.RetryAfter in seconds, rounded up
+//	Retry-After          on a 429 only: the same seconds
+//
+// RateLimit-Reset is left out of allowed responses, and RateLimit-Policy out
+// of every response: a hammer7.Result says when a denied request would fit,
+// not when the quota is whole again, and the limiter does not tell its
+// window or rate. A request that can never be allowed (Result.Never: a
+// window whose Limit is 0) is answered 429 without Retry-After nor
+// RateLimit-Reset, since no wait helps. Whether denied requests count
+// depends on the algorithm: they do in a fixed window, not in the others.
+// [Hammer7ResultFrom] gives the next handler and Config.DeniedHandler the
+// hammer7.Result.
 //
 // # Failures
 //
@@ -79,6 +109,7 @@ import (
 	"time"
 
 	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/hammer7"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -135,17 +166,23 @@ func (p ErrorPolicy) String() string {
 }
 
 // Config configures the middleware. The zero value of every field but
-// Limiter and Scale means its documented default.
+// Limiter and Scale (or Hammer7) means its documented default.
 type Config struct {
-	// Limiter counts the requests. Required.
+	// Limiter counts the requests in Hammer 6's fixed windows. Required,
+	// unless Hammer7 is set instead.
 	Limiter *hammer.Limiter
 	// Scale is the window: Limit requests are allowed per Scale, in fixed
-	// windows aligned to the Unix epoch. Required; a whole number of
-	// milliseconds, at least 1ms.
+	// windows aligned to the Unix epoch. Required with Limiter; a whole
+	// number of milliseconds, at least 1ms. Zero with Hammer7.
 	Scale time.Duration
 	// Limit is how many requests a key may make per window; 0 denies every
-	// request. Must not be negative.
+	// request. Must not be negative. Zero with Hammer7.
 	Limit int64
+	// Hammer7 counts the requests with a Hammer 7 limiter instead of
+	// Limiter: any of its algorithms, whose numbers are its policy's, so
+	// Scale and Limit stay zero. Each request is a hit of cost 1. See
+	// "Hammer 7" in the package docs for the response fields.
+	Hammer7 *hammer7.Limiter
 
 	// Key returns the key a request is counted under; default
 	// ClientIP(nil), the direct peer's IP address.
@@ -153,7 +190,9 @@ type Config struct {
 	// IDPrefix is prepended to each key to form its backend id; default
 	// "http:". Give each middleware with its own Scale or Limit its own
 	// prefix, such as "http:login:", and keep them apart from ids that
-	// other code checks with the same limiter.
+	// other code checks with the same limiter. With Hammer7, the policy's
+	// Prefix already separates limiters: IDPrefix then separates the
+	// middlewares that share one hammer7.Limiter.
 	IDPrefix string
 	// Skip, when set, lets the requests it returns true for through without
 	// counting them and without RateLimit headers, such as health checks.
@@ -174,8 +213,9 @@ type Config struct {
 
 	// DeniedHandler writes the response to a request over the limit; its
 	// status should be 429. The RateLimit headers and Retry-After are set
-	// before it runs, and [ResultFrom] returns the check's result. Default:
-	// 429 Too Many Requests with a short text body.
+	// before it runs, and [ResultFrom] (with Hammer7: [Hammer7ResultFrom])
+	// returns the check's result. Default: 429 Too Many Requests with a
+	// short text body.
 	DeniedHandler http.Handler
 	// ErrorHandler writes the response to a request without a key (err
 	// wraps ErrNoKey) or, with FailClosed, to a request the backend failed
@@ -192,9 +232,19 @@ type resultKey struct{}
 // ResultFrom returns the rate check's result for a request that the
 // middleware counted, from the request's context in the next handler or in
 // Config.DeniedHandler. It returns false for a request that was not counted:
-// skipped, or let through by FailOpen.
+// skipped, or let through by FailOpen, and for one counted by Config.Hammer7
+// (see [Hammer7ResultFrom]).
 func ResultFrom(ctx context.Context) (Result, bool) {
 	res, ok := ctx.Value(resultKey{}).(Result)
+	return res, ok
+}
+
+// Hammer7ResultFrom is [ResultFrom] for a middleware on Config.Hammer7: the
+// hit's result, from the request's context in the next handler or in
+// Config.DeniedHandler. It returns false for a request that was not counted,
+// and for one counted by Config.Limiter.
+func Hammer7ResultFrom(ctx context.Context) (hammer7.Result, bool) {
+	res, ok := ctx.Value(resultKey{}).(hammer7.Result)
 	return res, ok
 }
 
@@ -229,7 +279,7 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		return nil, err
 	}
 	l := &limiter{cfg: cfg, log: newErrorLog(cfg.Logger, cfg.OnError, time.Now)}
-	if cfg.Scale%time.Second == 0 {
+	if cfg.Hammer7 == nil && cfg.Scale%time.Second == 0 {
 		l.policy = strconv.FormatInt(cfg.Limit, 10) + ";w=" + strconv.FormatInt(int64(cfg.Scale/time.Second), 10)
 	}
 	l.limit = strconv.FormatInt(cfg.Limit, 10)
@@ -240,14 +290,21 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 
 // configure validates c and applies the defaults, in one place.
 func (c *Config) configure() error {
-	if c.Limiter == nil {
-		return fmt.Errorf("%w: httplimit: Config.Limiter is required", protocol.ErrInvalid)
-	}
-	if c.Scale < time.Millisecond || c.Scale%time.Millisecond != 0 {
+	switch {
+	case c.Limiter != nil && c.Hammer7 != nil:
+		return fmt.Errorf("%w: httplimit: Config.Limiter and Config.Hammer7 are both set: set one of them", protocol.ErrInvalid)
+	case c.Hammer7 != nil:
+		if c.Scale != 0 || c.Limit != 0 {
+			return fmt.Errorf("%w: httplimit: Config.Scale %v and Config.Limit %d are for Config.Limiter: "+
+				"with Config.Hammer7 they must be zero, the limiter's policy holds the numbers",
+				protocol.ErrInvalid, c.Scale, c.Limit)
+		}
+	case c.Limiter == nil:
+		return fmt.Errorf("%w: httplimit: Config.Limiter is required (or Config.Hammer7)", protocol.ErrInvalid)
+	case c.Scale < time.Millisecond || c.Scale%time.Millisecond != 0:
 		return fmt.Errorf("%w: httplimit: Config.Scale %v must be a whole number of milliseconds, at least 1ms",
 			protocol.ErrInvalid, c.Scale)
-	}
-	if c.Limit < 0 {
+	case c.Limit < 0:
 		return fmt.Errorf("%w: httplimit: Config.Limit %d must not be negative", protocol.ErrInvalid, c.Limit)
 	}
 	if c.OnError != FailOpen && c.OnError != FailClosed {
@@ -278,8 +335,22 @@ func (c *Config) configure() error {
 type limiter struct {
 	cfg    Config
 	log    *errorLog
-	limit  string // RateLimit-Limit
-	policy string // RateLimit-Policy, "" when Scale is not whole seconds
+	limit  string // RateLimit-Limit of Config.Limiter
+	policy string // RateLimit-Policy, "" when Scale is not whole seconds or with Hammer7
+}
+
+// verdict is a rate check's outcome, from either limiter, as the response
+// fields show it.
+type verdict struct {
+	allowed bool
+	// limit is RateLimit-Limit, "" to use limiter.limit.
+	limit     string
+	remaining int64
+	// reset is RateLimit-Reset and retryAfter Retry-After (of a denied
+	// request), in seconds; -1 leaves them out.
+	reset, retryAfter int64
+	// result is the Result or hammer7.Result, for the request's context.
+	result any
 }
 
 func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -296,7 +367,7 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 
-	res, err := l.check(r.Context(), l.cfg.IDPrefix+key)
+	v, err := l.check(r.Context(), l.cfg.IDPrefix+key)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left: nobody to answer, and not an outage
@@ -320,16 +391,22 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	l.log.success()
 
 	h := w.Header()
-	reset := ceilSeconds(res.ResetAfter)
-	h.Set(headerLimit, l.limit)
-	h.Set(headerRemaining, strconv.FormatInt(res.Remaining, 10))
-	h.Set(headerReset, strconv.FormatInt(reset, 10))
+	if v.limit == "" {
+		v.limit = l.limit
+	}
+	h.Set(headerLimit, v.limit)
+	h.Set(headerRemaining, strconv.FormatInt(v.remaining, 10))
+	if v.reset >= 0 {
+		h.Set(headerReset, strconv.FormatInt(v.reset, 10))
+	}
 	if l.policy != "" {
 		h.Set(headerPolicy, l.policy)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), resultKey{}, res))
-	if !res.Allowed {
-		h.Set(headerRetryAfter, strconv.FormatInt(max(reset, 1), 10))
+	r = r.WithContext(context.WithValue(r.Context(), resultKey{}, v.result))
+	if !v.allowed {
+		if v.retryAfter >= 0 {
+			h.Set(headerRetryAfter, strconv.FormatInt(v.retryAfter, 10))
+		}
 		l.cfg.DeniedHandler.ServeHTTP(w, r)
 		return
 	}
@@ -337,13 +414,32 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 }
 
 // check counts the request, within the configured timeout.
-func (l *limiter) check(ctx context.Context, id string) (Result, error) {
+func (l *limiter) check(ctx context.Context, id string) (verdict, error) {
 	if l.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
 	}
-	return l.cfg.Limiter.CheckRate(ctx, id, l.cfg.Scale, l.cfg.Limit)
+	if l.cfg.Hammer7 != nil {
+		res, err := l.cfg.Hammer7.Hit(ctx, id)
+		if err != nil {
+			return verdict{}, err
+		}
+		v := verdict{allowed: res.Allowed, limit: strconv.FormatInt(res.Limit, 10), remaining: res.Remaining,
+			reset: -1, retryAfter: -1, result: res}
+		if !res.Allowed && !res.Never {
+			// RetryAfter is at least 1ms: at least one second.
+			v.reset = max(ceilSeconds(res.RetryAfter), 1)
+			v.retryAfter = v.reset
+		}
+		return v, nil
+	}
+	res, err := l.cfg.Limiter.CheckRate(ctx, id, l.cfg.Scale, l.cfg.Limit)
+	if err != nil {
+		return verdict{}, err
+	}
+	reset := ceilSeconds(res.ResetAfter)
+	return verdict{allowed: res.Allowed, remaining: res.Remaining, reset: reset, retryAfter: max(reset, 1), result: res}, nil
 }
 
 // ceilSeconds returns d in whole seconds, rounded up: at least 1 when d > 0.
