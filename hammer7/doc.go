@@ -30,15 +30,15 @@
 // protocol.MaxSlidingAdd per call). Denied hits do not count. Choose it
 // when "at most N in any minute" must hold exactly and Limit is modest.
 //
-// [LeakyBucket] holds up to Capacity units that leak at LeakPerSecond: a
-// hit fits while the bucket has room. It smooths traffic to a steady rate
-// with bursts of at most Capacity. Choose it to protect a downstream that
-// takes a steady rate.
-//
-// [TokenBucket] holds up to Capacity tokens, starts full and refills at
-// RefillPerSecond; a hit takes Cost tokens. It allows a burst of Capacity
-// after idleness, then the refill rate. Choose it for APIs that tolerate
-// bursts but not a sustained excess, and for weighted costs.
+// [LeakyBucket] holds up to Capacity units that leak at LeakPerSecond, and
+// starts empty: a hit fits while the bucket has room for its cost.
+// [TokenBucket] holds up to Capacity tokens, refills at RefillPerSecond and
+// starts full: a hit takes its cost in tokens. Both allow a burst of
+// Capacity after idleness, then their rate; with the same numbers they make
+// the same decisions and retry times (a leaky level is Capacity minus the
+// tokens) and differ only in what Count and Get report: the level held, or
+// the tokens left. Choose either to hold a client to a rate with bounded
+// bursts and weighted costs, by which quantity you want to show.
 //
 // Leaky and token buckets count in whole seconds of the backend's clock:
 // they leak or refill in steps at second boundaries, as in Hammer 7.
