@@ -12,7 +12,7 @@ MODULES  := contrib/prometheus bench
 # Length of make chaos (a Go duration).
 CHAOS    ?= 20s
 
-.PHONY: all help test check check-fmt vet fmt ensure-redis demo fuzz bench chaos
+.PHONY: all help test check check-fmt vet fmt ensure-redis demo fuzz bench chaos charts
 
 all: test
 
@@ -83,3 +83,7 @@ fuzz: ensure-redis
 ## bench: compare with other Go rate limiters on a private redis-server (bench/, its own module; about 3 min); writes docs/bench.md and docs/bench*.png.
 bench: ensure-redis
 	cd bench && $(GO) run . -out ../docs $(BENCHFLAGS)
+
+## charts: draw docs/algorithms.svg, the hits Hammer 7's four algorithms allow and deny under one traffic pattern (internal/cmd/algochart: package memory's backend, a stepped clock, the same output on every run), and print the allowed counts.
+charts:
+	$(GO) run ./internal/cmd/algochart -out docs/algorithms.svg
