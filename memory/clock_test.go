@@ -36,3 +36,26 @@ func TestOptionsClockDrivesTheBackend(t *testing.T) {
 		t.Errorf("GetBucket after the TTL on the clock = %v, %v; want none", got, err)
 	}
 }
+
+func TestHammer7HitAllocatesNothing(t *testing.T) {
+	b, err := New(Options{ExpiryMs: 60_000, CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for _, p := range []protocol.Policy{
+		{Algorithm: protocol.FixWindow, Prefix: "P", ScaleMs: 60_000, Limit: 1 << 40},
+		{Algorithm: protocol.SlidingWindow, Prefix: "P", ScaleMs: 60_000, Limit: 1 << 40},
+		{Algorithm: protocol.LeakyBucket, Prefix: "P", Limit: 1 << 40, Rate: 1},
+		{Algorithm: protocol.TokenBucket, Prefix: "P", Limit: 1 << 40, Rate: 1},
+	} {
+		r := protocol.Hit{Policy: p, ID: "hot", Cost: 1, Now: time.Now().UnixMilli()}
+		if _, err := b.Hit(ctx, r); err != nil { // creates the key
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() { b.Hit(ctx, r) }); n != 0 {
+			t.Errorf("%s: Hit allocates %v times on a hot key, want 0", p.Algorithm, n)
+		}
+	}
+}

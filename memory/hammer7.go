@@ -101,15 +101,12 @@ func (b *Backend) Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, e
 	if err := r.Validate(); err != nil {
 		return protocol.HitReply{}, err
 	}
-	if err := b.check(ctx, r.Op(), r.ID); err != nil {
+	var buf [keyBuf]byte
+	k, s, now, err := b.lock7(ctx, r.Op(), r.Policy, r.ID, r.Now, &buf)
+	if err != nil {
 		return protocol.HitReply{}, err
 	}
-	var buf [keyBuf]byte
-	k := r.Policy.AppendKey(buf[:0], r.ID, r.Now)
-	s := b.t.h7.shard(b.t.seed, k)
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := b.t.instant()
 	p, op := r.Policy, r.Op()
 	switch p.Algorithm {
 	case protocol.FixWindow:
@@ -123,6 +120,21 @@ func (b *Backend) Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, e
 	}
 }
 
+// lock7 checks ctx and the backend for a validated call op, writes the key
+// of id under p into buf and locks its shard, which the caller unlocks: the
+// call then runs whole under the lock, from reading the clock to its last
+// write.
+func (b *Backend) lock7(ctx context.Context, op string, p protocol.Policy, id string, nowMs int64,
+	buf *[keyBuf]byte) (k []byte, s *shard7, now instant, err error) {
+	if err := b.check(ctx, op, id); err != nil {
+		return nil, nil, instant{}, err
+	}
+	k = p.AppendKey(buf[:0], id, nowMs)
+	s = b.t.h7.shard(b.t.seed, k)
+	s.mu.Lock()
+	return k, s, b.t.instant(), nil
+}
+
 // Inc adds r.N to a window's count without checking the limit and returns
 // the new count (sliding_window: the members in the window after dropping
 // the old ones). Windows only. Elixir: inc(key, scale, n), but a sliding
@@ -131,15 +143,12 @@ func (b *Backend) Inc(ctx context.Context, r protocol.Inc) (int64, error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
 	}
-	if err := b.check(ctx, r.Op(), r.ID); err != nil {
+	var buf [keyBuf]byte
+	k, s, now, err := b.lock7(ctx, r.Op(), r.Policy, r.ID, r.Now, &buf)
+	if err != nil {
 		return 0, err
 	}
-	var buf [keyBuf]byte
-	k := r.Policy.AppendKey(buf[:0], r.ID, r.Now)
-	s := b.t.h7.shard(b.t.seed, k)
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := b.t.instant()
 	if r.Policy.Algorithm == protocol.FixWindow {
 		return s.fixIncr(k, r.Policy, r.N, r.Now, now, r.Op())
 	}
@@ -151,22 +160,19 @@ func (b *Backend) Inc(ctx context.Context, r protocol.Inc) (int64, error) {
 }
 
 // Set sets a window's count to r.Count and returns it; a key of another
-// type is an error wrapping protocol.ErrRedis, as Redis's WRONGTYPE. A sliding window of count 0 is deleted; a fixed
-// window keeps the count 0 until its end. Windows only. Elixir:
-// set(key, scale, count).
+// type is an error wrapping protocol.ErrRedis, as Redis's WRONGTYPE. A
+// sliding window of count 0 is deleted; a fixed window keeps the count 0
+// until its end. Windows only. Elixir: set(key, scale, count).
 func (b *Backend) Set(ctx context.Context, r protocol.Set) (int64, error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
 	}
-	if err := b.check(ctx, r.Op(), r.ID); err != nil {
+	var buf [keyBuf]byte
+	k, s, now, err := b.lock7(ctx, r.Op(), r.Policy, r.ID, r.Now, &buf)
+	if err != nil {
 		return 0, err
 	}
-	var buf [keyBuf]byte
-	k := r.Policy.AppendKey(buf[:0], r.ID, r.Now)
-	s := b.t.h7.shard(b.t.seed, k)
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := b.t.instant()
 	// A key of another type is refused, as the script does before its SET
 	// or DEL, which would replace any key.
 	if e := s.live(k, now); e != nil && e.kind != kindOf(r.Policy.Algorithm) {
@@ -193,15 +199,12 @@ func (b *Backend) Get(ctx context.Context, r protocol.Get) (int64, error) {
 	if err := r.Validate(); err != nil {
 		return 0, err
 	}
-	if err := b.check(ctx, r.Op(), r.ID); err != nil {
+	var buf [keyBuf]byte
+	k, s, now, err := b.lock7(ctx, r.Op(), r.Policy, r.ID, r.Now, &buf)
+	if err != nil {
 		return 0, err
 	}
-	var buf [keyBuf]byte
-	k := r.Policy.AppendKey(buf[:0], r.ID, r.Now)
-	s := b.t.h7.shard(b.t.seed, k)
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := b.t.instant()
 	p, op := r.Policy, r.Op()
 	e := s.live(k, now)
 	switch {
