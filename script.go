@@ -30,3 +30,15 @@ const CountHitLua = server.CountHitLua
 //
 // It returns one element per key: the bucket's new count, or an error.
 const MultiKeyCountHitLua = server.MultiKeyLua
+
+// The Lua sources of Hammer 7's scripts, one per algorithm (package
+// hammer7), exported like CountHitLua for tools that must do the same Redis
+// work as the backend. Each takes one key and, first, the operation ("hit",
+// and "inc", "set" or "get" where the algorithm has them); the argument
+// lists are in server/script7.go.
+const (
+	FixWindowLua     = server.FixWindowLua
+	SlidingWindowLua = server.SlidingWindowLua
+	LeakyBucketLua   = server.LeakyBucketLua
+	TokenBucketLua   = server.TokenBucketLua
+)

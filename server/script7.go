@@ -35,7 +35,7 @@ end
 local function int(n) return string.format('%d', n) end
 `
 
-// fixWindowLua: fix_window's hit and inc (INCRBY) and set (SET), then the
+// FixWindowLua is fix_window's script, for hit and inc (INCRBY) and set (SET), then the
 // window's end as the key's expiry, unless the key has one (NX: the first
 // writer's stands, as with Elixir's EXPIREAT NX). One script, so the count
 // never lives without its expiry. An INCRBY on a key of another type fails
@@ -48,7 +48,7 @@ local function int(n) return string.format('%d', n) end
 //	ARGV[3] the window's end, ms since the Unix epoch
 //
 // It returns the count.
-const fixWindowLua = guardLua + `
+const FixWindowLua = guardLua + `
 local n
 if ARGV[1] == 'set' then
   local t = redis.call('TYPE', KEYS[1])['ok']
@@ -64,7 +64,7 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'NX')
 return n
 `
 
-// slidingWindowLua: sliding_window's hit, inc, set and get on the hit's key.
+// SlidingWindowLua is sliding_window's script, for hit, inc, set and get on the hit's key.
 //
 //	KEYS[1] "<prefix>:<id>:<scale ms>"
 //	ARGV[1] "hit", "inc", "set" or "get"
@@ -78,7 +78,7 @@ return n
 // dash keeps them apart from Elixir's all-digit members, and ZADD NX with
 // the next i when taken keeps two scripts of one microsecond from
 // overwriting each other's.
-const slidingWindowLua = clockLua + `
+const SlidingWindowLua = clockLua + `
 local s, us = clock(ARGV[5])
 local key, op = KEYS[1], ARGV[1]
 local w, limit, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -144,9 +144,9 @@ local function store(level, ttl)
 end
 `
 
-// leakyBucketLua: leaky_bucket's hit and get. hit returns {allowed, level,
+// LeakyBucketLua is leaky_bucket's script, for hit and get. hit returns {allowed, level,
 // retry ms}; get returns the level.
-const leakyBucketLua = bucketLua + `
+const LeakyBucketLua = bucketLua + `
 local level = tonumber(v[1]) or 0
 local last = tonumber(v[2]) or s
 local left = math.max(0, level - math.max(0, s - last) * rate)
@@ -159,9 +159,9 @@ if cost > cap then return {0, left, -1} end
 return {0, left, (last + math.ceil((level + cost - cap) / rate)) * 1000 - now_ms}
 `
 
-// tokenBucketLua: token_bucket's hit and get; a bucket without a key is
+// TokenBucketLua is token_bucket's script, for hit and get; a bucket without a key is
 // full. hit returns {allowed, tokens, retry ms}; get returns the tokens.
-const tokenBucketLua = bucketLua + `
+const TokenBucketLua = bucketLua + `
 local level = tonumber(v[1]) or cap
 local last = tonumber(v[2]) or s
 local tokens = math.min(cap, level + math.max(0, s - last) * rate)
@@ -186,8 +186,8 @@ func newScript7(src string) script7 {
 
 // The scripts by algorithm (protocol.Algorithm indexes them).
 var scripts7 = [...]script7{
-	1: newScript7(fixWindowLua),
-	2: newScript7(slidingWindowLua),
-	3: newScript7(leakyBucketLua),
-	4: newScript7(tokenBucketLua),
+	1: newScript7(FixWindowLua),
+	2: newScript7(SlidingWindowLua),
+	3: newScript7(LeakyBucketLua),
+	4: newScript7(TokenBucketLua),
 }
