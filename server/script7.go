@@ -35,12 +35,12 @@ end
 local function int(n) return string.format('%d', n) end
 `
 
-// FixWindowLua is fix_window's script, for hit and inc (INCRBY) and set (SET), then the
-// window's end as the key's expiry, unless the key has one (NX: the first
-// writer's stands, as with Elixir's EXPIREAT NX). One script, so the count
-// never lives without its expiry. An INCRBY on a key of another type fails
-// before anything is written; set checks the type first, where SET would
-// replace any key.
+// FixWindowLua is fix_window's script, for hit and inc (INCRBY) and set
+// (SET), then the window's end as the key's expiry, unless the key has one
+// (NX: the first writer's stands, as with Elixir's EXPIREAT NX). One script,
+// so the count never lives without its expiry. An INCRBY on a key of another
+// type fails before anything is written; set checks the type first, where
+// SET would replace any key.
 //
 //	KEYS[1] "<prefix>:<id>:<window>"
 //	ARGV[1] "hit" (hit and inc) or "set"
@@ -64,7 +64,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'NX')
 return n
 `
 
-// SlidingWindowLua is sliding_window's script, for hit, inc, set and get on the hit's key.
+// SlidingWindowLua is sliding_window's script, for hit, inc, set and get on
+// the hit's key.
 //
 //	KEYS[1] "<prefix>:<id>:<scale ms>"
 //	ARGV[1] "hit", "inc", "set" or "get"
@@ -144,8 +145,8 @@ local function store(level, ttl)
 end
 `
 
-// LeakyBucketLua is leaky_bucket's script, for hit and get. hit returns {allowed, level,
-// retry ms}; get returns the level.
+// LeakyBucketLua is leaky_bucket's script, for hit and get. hit returns
+// {allowed, level, retry ms}; get returns the level.
 const LeakyBucketLua = bucketLua + `
 local level = tonumber(v[1]) or 0
 local last = tonumber(v[2]) or s
@@ -159,8 +160,9 @@ if cost > cap then return {0, left, -1} end
 return {0, left, (last + math.ceil((level + cost - cap) / rate)) * 1000 - now_ms}
 `
 
-// TokenBucketLua is token_bucket's script, for hit and get; a bucket without a key is
-// full. hit returns {allowed, tokens, retry ms}; get returns the tokens.
+// TokenBucketLua is token_bucket's script, for hit and get; a bucket without
+// a key is full. hit returns {allowed, tokens, retry ms}; get returns the
+// tokens.
 const TokenBucketLua = bucketLua + `
 local level = tonumber(v[1]) or cap
 local last = tonumber(v[2]) or s
