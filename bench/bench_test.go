@@ -45,7 +45,12 @@ func TestParseFlags(t *testing.T) {
 		len(cfg.workloads) != 1 || cfg.workloads[0].name != "hot" || len(cfg.drivers) != 5 {
 		t.Fatalf("parseFlags = %+v", cfg)
 	}
-	for _, bad := range [][]string{{"-callers", "8,1"}, {"-callers", "0"}, {"-workloads", "cold"}, {"-libs", "nope"}, {"extra"}} {
+	if !cfg.runMain || len(cfg.rows7) != 4 || len(cfg.callers7) != 3 || cfg.callers7[2] != 256 {
+		t.Fatalf("parseFlags: runMain %v, %d Hammer 7 rows, callers %v: want true, the 4 hammerredis rows, 16,64,256",
+			cfg.runMain, len(cfg.rows7), cfg.callers7)
+	}
+	for _, bad := range [][]string{{"-callers", "8,1"}, {"-callers", "0"}, {"-workloads", "cold"}, {"-libs", "nope"}, {"extra"},
+		{"-section", "h6"}, {"-h7-callers", "256,64"}, {"-section", "h7", "-libs", "redigo"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) = nil error, want one", bad)
 		}
@@ -64,6 +69,7 @@ func TestSmoke(t *testing.T) {
 		warmup:       50 * time.Millisecond,
 		callers:      []int{3},
 		workloads:    workloads,
+		runMain:      true,
 		drivers:      drivers,
 		ceiling:      true,
 		ceilingScale: 0.01,

@@ -46,7 +46,19 @@ var ceilingSpecs = []ceilingRun{
 // redis-benchmark, EVALSHA on random keys (key:__rand_int__, -r 100000),
 // requests scaled by scale.
 func runCeilings(ctx context.Context, srv *redisServer, specs []ceilingRun, scale float64) ([]ceilingRun, error) {
-	sha, err := srv.loadScript(countHitLua)
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	return runScriptBenchmarks(ctx, srv, countHitLua, func(sha string) []string {
+		return []string{"EVALSHA", sha, "1", "key:__rand_int__", now, "1", strconv.Itoa(ttlSecond)}
+	}, specs, scale)
+}
+
+// runScriptBenchmarks loads the script src with SCRIPT LOAD and runs each of
+// specs with redis-benchmark on random ids (-r 100000), requests scaled by
+// scale, the command that command returns for the script's SHA1 (whose
+// __rand_int__ redis-benchmark replaces), emptying the server after each.
+func runScriptBenchmarks(ctx context.Context, srv *redisServer, src string, command func(sha string) []string,
+	specs []ceilingRun, scale float64) ([]ceilingRun, error) {
+	sha, err := srv.loadScript(src)
 	if err != nil {
 		return nil, fmt.Errorf("SCRIPT LOAD: %w", err)
 	}
@@ -55,14 +67,13 @@ func runCeilings(ctx context.Context, srv *redisServer, specs []ceilingRun, scal
 		return nil, fmt.Errorf("redis-benchmark is not on PATH (Debian: apt-get install redis-tools): %w", err)
 	}
 	host, port, _ := strings.Cut(srv.addr, ":")
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var runs []ceilingRun
 	for _, r := range specs {
 		r.requests = max(int(float64(r.requests)*scale), 1000)
 		args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(r.clients), "-n", strconv.Itoa(r.requests),
-			"-P", strconv.Itoa(r.pipeline), "-r", strconv.Itoa(numIDs), "--csv",
-			"EVALSHA", sha, "1", "key:__rand_int__", now, "1", strconv.Itoa(ttlSecond)}
-		r.command = "redis-benchmark " + strings.Join(args, " ")
+			"-P", strconv.Itoa(r.pipeline), "-r", strconv.Itoa(numIDs), "--csv"}
+		args = append(args, command(sha)...)
+		r.command = "redis-benchmark " + shellJoin(args)
 		var out, errOut bytes.Buffer
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -77,6 +88,19 @@ func runCeilings(ctx context.Context, srv *redisServer, specs []ceilingRun, scal
 		}
 	}
 	return runs, nil
+}
+
+// shellJoin joins args with spaces, writing an empty one as two single
+// quotes, so that the command line can be run again as shown.
+func shellJoin(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		if a == "" {
+			a = "''"
+		}
+		quoted[i] = a
+	}
+	return strings.Join(quoted, " ")
 }
 
 // parseBenchmarkCSV reads the rps and the p50 and p99 latencies from

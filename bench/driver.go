@@ -70,28 +70,22 @@ var drivers = []driver{
 	redigoDriver,
 }
 
-// pickDrivers returns the drivers whose key or name contains one of the
-// comma-separated words of filter; all of them for "" or "all".
-func pickDrivers(filter string) ([]driver, error) {
+// pickFrom returns the rows of list whose driver's key or name contains one
+// of the comma-separated words of filter; all of them for "" or "all".
+func pickFrom[T any](filter string, list []T, driverOf func(T) driver) []T {
 	if filter == "" || filter == "all" {
-		return drivers, nil
+		return list
 	}
-	var out []driver
-	for _, d := range drivers {
+	var out []T
+	for _, row := range list {
+		d := driverOf(row)
 		for _, w := range strings.Split(filter, ",") {
 			w = strings.TrimSpace(w)
 			if w != "" && (strings.Contains(d.key, w) || strings.Contains(d.name, w)) {
-				out = append(out, d)
+				out = append(out, row)
 				break
 			}
 		}
 	}
-	if len(out) == 0 {
-		keys := make([]string, len(drivers))
-		for i, d := range drivers {
-			keys[i] = d.key
-		}
-		return nil, fmt.Errorf("-libs %q matches no driver (have %s)", filter, strings.Join(keys, ", "))
-	}
-	return out, nil
+	return out
 }

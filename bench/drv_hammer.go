@@ -79,9 +79,18 @@ var hammerClusterDriver = driver{
 	},
 }
 
-// openHammer starts a backend with opts (and a warning-level logger) and
-// waits until it is connected.
+// openHammer starts a backend with opts and waits until it is connected.
 func openHammer(ctx context.Context, opts hammerredis.Options) (checker, error) {
+	b, err := startBackend(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &hammerChecker{b: b, lim: hammer.New(b)}, nil
+}
+
+// startBackend starts a backend with opts (and a warning-level logger) and
+// waits until it is connected.
+func startBackend(ctx context.Context, opts hammerredis.Options) (*hammerredis.Backend, error) {
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := hammerredis.Start(opts)
 	if err != nil {
@@ -93,7 +102,7 @@ func openHammer(ctx context.Context, opts hammerredis.Options) (checker, error) 
 		hammerredis.Stop(b)
 		return nil, fmt.Errorf("waiting for the connection: %w", err)
 	}
-	return &hammerChecker{b: b, lim: hammer.New(b)}, nil
+	return b, nil
 }
 
 type hammerChecker struct {

@@ -6,12 +6,15 @@
 // (random ids or a hot-key mix) and one number of concurrent callers; it
 // reports checks per second, p50 and p99 latency, allocations per check and
 // the connections Redis saw. redis-benchmark running the same Lua script,
-// pipelined, gives the ceiling.
+// pipelined, gives the ceiling. A second section, "Hammer 7 algorithms"
+// (section7.go), runs each of package hammer7's algorithms beside the
+// libraries that implement the same idea, against its own script's ceiling.
 //
 // Usage (from bench/; make bench runs the first):
 //
 //	go run . -out ../docs
 //	go run . -quick -libs hammer,redigo -callers 1,64
+//	go run . -section h7
 //
 // Flags:
 //
@@ -28,6 +31,12 @@
 //	-lib-dir dir   the library's module, for -gobench (default ..)
 //	-scriptcost    only measure Redis CPU per check: flights of count_hit
 //	               runs against one multi-key run (scriptcost.go)
+//	-section s     all (default); main, only the Hammer 6 rows; h7, only
+//	               the Hammer 7 algorithms
+//	-h7-callers l  concurrent callers of the Hammer 7 cells (default 16,64,256)
+//
+// -libs, -workloads, -duration, -warmup, -quick and -ceiling apply to both
+// sections; -callers and -gobench to the main one.
 package main
 
 import (
@@ -52,7 +61,15 @@ type config struct {
 	duration, warmup time.Duration
 	callers          []int
 	workloads        []workload
-	drivers          []driver
+	// runMain runs the main section: drivers at callers, the count_hit
+	// ceiling and the library's go test -bench.
+	runMain bool
+	drivers []driver
+	// rows7 are the Hammer 7 section's rows, run at callers7 (none: the
+	// section does not run); reruns7 is its own budget of reruns.
+	rows7    []row7
+	callers7 []int
+	reruns7  int
 	// out is the output directory; "" writes the Markdown to stdout only.
 	out string
 	// ceiling runs redis-benchmark; ceilingScale scales its request counts.
@@ -100,6 +117,8 @@ func parseFlags(args []string) (config, error) {
 	goBench := fs.Bool("gobench", true, "run the library's BenchmarkCountHit with go test -benchmem")
 	libDir := fs.String("lib-dir", "..", "the library's module directory, for -gobench")
 	scriptCost := fs.Bool("scriptcost", false, "only measure Redis CPU per check, count_hit runs against multi-key runs")
+	section := fs.String("section", "all", "sections to run: all; main (the Hammer 6 rows); h7 (the Hammer 7 algorithms)")
+	callers7 := fs.String("h7-callers", "16,64,256", "comma-separated numbers of concurrent callers of the Hammer 7 cells")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -108,35 +127,79 @@ func parseFlags(args []string) (config, error) {
 	}
 	cfg := config{
 		scriptCost: *scriptCost, duration: *duration, warmup: *warmup, out: *out,
-		ceiling: *ceiling, ceilingScale: 1, goBench: *goBench, libDir: *libDir, goBenchTime: "1s", reruns: 12,
+		ceiling: *ceiling, ceilingScale: 1, goBench: *goBench, libDir: *libDir, goBenchTime: "1s", reruns: 12, reruns7: 6,
 		cmdline:  strings.TrimSpace("go run . " + strings.Join(args, " ")),
 		progress: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) },
 	}
 	if *quick {
 		cfg.duration, cfg.warmup, cfg.ceilingScale, cfg.goBenchTime = 200*time.Millisecond, 100*time.Millisecond, 0.05, "100ms"
-		cfg.reruns = 0
+		cfg.reruns, cfg.reruns7 = 0, 0
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 {
 		return config{}, errors.New("-duration must be > 0 and -warmup >= 0")
 	}
-	for _, s := range strings.Split(*callers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return config{}, fmt.Errorf("-callers: %q is not a positive number", s)
-		}
-		if len(cfg.callers) > 0 && n <= cfg.callers[len(cfg.callers)-1] {
-			return config{}, fmt.Errorf("-callers: list them in increasing order, got %q", *callers)
-		}
-		cfg.callers = append(cfg.callers, n)
-	}
 	var err error
+	if cfg.callers, err = parseCallers("-callers", *callers); err != nil {
+		return config{}, err
+	}
+	if cfg.callers7, err = parseCallers("-h7-callers", *callers7); err != nil {
+		return config{}, err
+	}
 	if cfg.workloads, err = pickWorkloads(*wls); err != nil {
 		return config{}, err
 	}
-	if cfg.drivers, err = pickDrivers(*libs); err != nil {
-		return config{}, err
+	var runMain, run7 bool
+	switch *section {
+	case "all":
+		runMain, run7 = true, true
+	case "main":
+		runMain = true
+	case section7:
+		run7 = true
+	default:
+		return config{}, fmt.Errorf("-section: %q is not all, main or %s", *section, section7)
+	}
+	// -libs picks rows in every section that runs; a section none of whose
+	// rows it picks does not run.
+	if runMain {
+		cfg.drivers = pickFrom(*libs, drivers, func(d driver) driver { return d })
+	}
+	if run7 {
+		cfg.rows7 = pickFrom(*libs, rows7, func(r row7) driver { return r.driver })
+	}
+	cfg.runMain = len(cfg.drivers) > 0
+	if !cfg.runMain && len(cfg.rows7) == 0 {
+		var keys []string
+		if runMain {
+			for _, d := range drivers {
+				keys = append(keys, d.key)
+			}
+		}
+		if run7 {
+			for _, r := range rows7 {
+				keys = append(keys, r.key)
+			}
+		}
+		return config{}, fmt.Errorf("-libs %q matches no row of -section %s (have %s)", *libs, *section, strings.Join(keys, ", "))
 	}
 	return cfg, nil
+}
+
+// parseCallers parses flag's comma-separated list of increasing positive
+// numbers.
+func parseCallers(flag, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flag, s)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("%s: list them in increasing order, got %q", flag, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // run measures every cell of cfg and writes the report: to cfg.out, or the
@@ -157,8 +220,9 @@ func run(ctx context.Context, cfg config, stdout *os.File) error {
 	return rep.write(stdout)
 }
 
-// measure starts the private redis-server and runs the ceiling, every cell
-// and the library's go test -bench.
+// measure starts the private redis-server and runs the sections of cfg:
+// the main one (the ceiling, every cell and the library's go test -bench),
+// then the Hammer 7 one.
 func measure(ctx context.Context, cfg config) (*report, error) {
 	progress := cfg.progress
 	if progress == nil {
@@ -172,8 +236,23 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 	defer srv.stop()
 	rep.machine = describeMachine(srv)
 	progress("bench: redis-server %s on %s; %d cells of %v + %v warm-up",
-		rep.machine.redisVersion, srv.addr, len(cfg.workloads)*len(cfg.callers)*len(cfg.drivers), cfg.duration, cfg.warmup)
+		rep.machine.redisVersion, srv.addr,
+		len(cfg.workloads)*(len(cfg.callers)*len(cfg.drivers)+len(cfg.callers7)*len(cfg.rows7)), cfg.duration, cfg.warmup)
+	if cfg.runMain {
+		if err := measureMain(ctx, cfg, srv, rep, progress); err != nil {
+			return nil, err
+		}
+	}
+	if err := measure7(ctx, cfg, srv, rep, progress); err != nil {
+		return nil, err
+	}
+	rep.took = time.Since(rep.started)
+	return rep, nil
+}
 
+// measureMain runs the main section: the ceiling, every cell, the ceiling
+// again and the library's go test -bench.
+func measureMain(ctx context.Context, cfg config, srv *redisServer, rep *report, progress func(string, ...any)) error {
 	if cfg.ceiling {
 		rep.ceilings, rep.ceilingErr = runCeilings(ctx, srv, ceilingSpecs, cfg.ceilingScale)
 		rep.logCeilings(progress, rep.ceilings)
@@ -207,17 +286,17 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 			for _, d := range cfg.drivers {
 				n++
 				if err := ctx.Err(); err != nil {
-					return nil, err
+					return err
 				}
 				t0 := time.Now()
 				tgt, err := targetOf(d)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				res, err := runQuietCell(ctx, tgt, cell{driver: d, workload: wl, callers: callers},
 					fmt.Sprintf("b%d:", n), cfg, &budget, progress)
 				if err != nil {
-					return nil, fmt.Errorf("%s, %s, %d callers: %w", wl.name, d.name, callers, err)
+					return fmt.Errorf("%s, %s, %d callers: %w", wl.name, d.name, callers, err)
 				}
 				res.took = time.Since(t0)
 				rep.results = append(rep.results, res)
@@ -225,7 +304,7 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 					wl.name, callers, d.name, fmtRate(res.rate()), fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.conns,
 					fmtCores(res.otherCPU), errorNote(res))
 				if err := tgt.flushAll(); err != nil {
-					return nil, err
+					return err
 				}
 				runtime.GC()
 			}
@@ -250,8 +329,7 @@ func measure(ctx context.Context, cfg config) (*report, error) {
 			progress("bench: go test -bench: %v", gb.err)
 		}
 	}
-	rep.took = time.Since(rep.started)
-	return rep, nil
+	return nil
 }
 
 // noisyRetries is how many times a cell is measured again when other
@@ -302,6 +380,9 @@ func (r *report) write(stdout *os.File) error {
 		return err
 	}
 	for _, wl := range r.cfg.workloads {
+		if !r.cfg.runMain {
+			break // the charts are of the main section's cells
+		}
 		name := "bench.png"
 		if wl.name != "random" {
 			name = "bench-" + wl.name + ".png"

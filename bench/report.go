@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hammer-go/hammerredis/internal/latency"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // report is everything one run measured.
@@ -28,6 +29,10 @@ type report struct {
 	// when it did not run; clusterVersion its masters' redis_version.
 	clusterStart   time.Duration
 	clusterVersion string
+	// results7 are the Hammer 7 section's cells; ceil7 its algorithms'
+	// ceilings.
+	results7 []result
+	ceil7    map[protocol.Algorithm]*ceilings7
 }
 
 // defaultHammer is the key of the hammerredis row with default settings.
@@ -38,12 +43,22 @@ func (r *report) drivers() []driver { return r.cfg.drivers }
 
 // find returns the result of one cell.
 func (r *report) find(key, wl string, callers int) (result, bool) {
-	for _, res := range r.results {
+	return findIn(r.results, key, wl, callers)
+}
+
+// findIn returns the result of one cell among results.
+func findIn(results []result, key, wl string, callers int) (result, bool) {
+	for _, res := range results {
 		if res.driver.key == key && res.workload.name == wl && res.callers == callers {
 			return res, true
 		}
 	}
 	return result{}, false
+}
+
+// allResults returns every cell of the run, the main ones first.
+func (r *report) allResults() []result {
+	return append(r.results[:len(r.results):len(r.results)], r.results7...)
 }
 
 // ceiling returns the best pipelined redis-benchmark rate, 0 when unknown.
@@ -101,13 +116,18 @@ func (r *report) writeMarkdown(w io.Writer, charts map[string]string) {
 
 	r.writeMachine(p)
 	r.writeMethod(p)
-	r.writeLibraries(p)
-	r.writeCeilings(p)
+	if r.cfg.runMain {
+		r.writeLibraries(p)
+		r.writeCeilings(p)
+	}
 	r.writeTargets(p)
-	for _, wl := range r.cfg.workloads {
-		r.writeWorkload(p, wl, charts[wl.name])
+	if r.cfg.runMain {
+		for _, wl := range r.cfg.workloads {
+			r.writeWorkload(p, wl, charts[wl.name])
+		}
 	}
 	r.writeCapacity(p)
+	r.writeHammer7(p)
 	r.writeGoBench(p)
 	r.writeNotes(p)
 }
@@ -427,7 +447,7 @@ func (r *report) othersSummary() string {
 	var sum, top float64
 	var n int
 	var worst result
-	for _, res := range r.results {
+	for _, res := range r.allResults() {
 		if res.otherCPU < 0 {
 			continue
 		}
@@ -440,24 +460,33 @@ func (r *report) othersSummary() string {
 	if n == 0 {
 		return "unknown"
 	}
+	name := worst.driver.name
+	if worst.section == section7 {
+		name = "Hammer 7 section: " + name
+	}
 	return fmt.Sprintf("%.2f cores on average over the cells, at most %.2f (%s, %s, %d caller%s); "+
-		"not counting this process and its redis-server", sum/float64(n), top, worst.driver.name, worst.workload.name, worst.callers, plural(worst.callers))
+		"not counting this process and its redis-server", sum/float64(n), top, name, worst.workload.name, worst.callers, plural(worst.callers))
 }
 
 // noisyNote lists the cells during which other processes took more than
 // noisyCores even after reruns; "" when none did.
 func (r *report) noisyNote() string {
+	all := r.allResults()
 	reruns, rerun := 0, 0
-	for _, res := range r.results {
+	for _, res := range all {
 		if res.reruns > 0 {
 			reruns += res.reruns
 			rerun++
 		}
 	}
 	var cells []string
-	for _, res := range r.results {
+	for _, res := range all {
 		if res.otherCPU > noisyCores {
-			cells = append(cells, fmt.Sprintf("%s/%d/%s (%.2f)", res.workload.name, res.callers, res.driver.key, res.otherCPU))
+			key := res.driver.key
+			if res.section != "" {
+				key = res.section + ":" + key
+			}
+			cells = append(cells, fmt.Sprintf("%s/%d/%s (%.2f)", res.workload.name, res.callers, key, res.otherCPU))
 		}
 	}
 	retried := ""
@@ -474,7 +503,7 @@ func (r *report) noisyNote() string {
 	}
 	return fmt.Sprintf("**Noisy cells**: %s Other processes still kept more than %.2f cores busy during %d of %d cells, whose "+
 		"figures are less reliable (workload/callers/row (cores)): %s. Run `make bench` again on an idle machine.",
-		retried, noisyCores, len(cells), len(r.results), strings.Join(cells, ", "))
+		retried, noisyCores, len(cells), len(all), strings.Join(cells, ", "))
 }
 
 // effectNotes says which hammerredis settings showed no effect in Redis's

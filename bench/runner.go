@@ -17,6 +17,8 @@ type cell struct {
 	driver   driver
 	workload workload
 	callers  int
+	// section is "" for the main cells, section7 for the Hammer 7 ones.
+	section string
 }
 
 // result is what one cell measured.

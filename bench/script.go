@@ -19,6 +19,22 @@ import (
 // It returns the bucket's new count.
 const countHitLua = hammerredis.CountHitLua
 
+// Hammer 7's scripts, one per algorithm (hammerredis.FixWindowLua, ...).
+// The rueidis fixed-window row runs fixWindowLua, and each algorithm's
+// ceiling runs its script, so that they do the Redis work of a hammerredis
+// Hammer 7 check.
+//
+//	fix_window:  KEYS[1] the key; ARGV "hit", the cost, the window's end (ms)
+//	the others:  KEYS[1] the key; ARGV "hit", then sliding_window: the window
+//	             in whole seconds, the limit; buckets: the capacity, the rate
+//	             per second; then the cost and the clock ("": Redis TIME)
+const (
+	fixWindowLua     = hammerredis.FixWindowLua
+	slidingWindowLua = hammerredis.SlidingWindowLua
+	leakyBucketLua   = hammerredis.LeakyBucketLua
+	tokenBucketLua   = hammerredis.TokenBucketLua
+)
+
 // The decision every driver makes: at most limit hits per window, a limit
 // so high that every check is allowed, so that what is measured is the
 // Redis work of one check, not the cost of a denial.

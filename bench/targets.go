@@ -41,8 +41,81 @@ func verdict(defOK, bestOK bool, bestName string) string {
 	}
 }
 
-// targets evaluates the targets on the results.
+// The Hammer 7 issue's targets, at target7Callers callers: each
+// algorithm's checks/s at least target7VsPeer[workload] times the fastest
+// peer of its kind's, and on random ids at least target7OfCeiling of its
+// own ceiling.
+var (
+	target7VsPeer    = map[string]float64{"random": 1.5, "hot": 3}
+	target7Callers   = []int{64, 256}
+	target7OfCeiling = 0.90
+)
+
+// targets evaluates the targets on the results: the main section's,
+// then the Hammer 7 section's.
 func (r *report) targets() []targetRow {
+	return append(r.targetsMain(), r.targets7()...)
+}
+
+// targets7 evaluates the Hammer 7 section's targets. The default figure is
+// the algorithm's hammerredis row, the only one of its kind.
+func (r *report) targets7() []targetRow {
+	var rows []targetRow
+	for _, hr := range r.hammerRows7() {
+		a := hr.algos[0]
+		if len(r.peers7(a)) == 0 {
+			rows = append(rows, targetRow{target: fmt.Sprintf("%s: ≥ %.1f× (random ids), ≥ %.0f× (hot ids) the fastest peer of its kind",
+				a, target7VsPeer["random"], target7VsPeer["hot"]), workload: "–", def: "–", best: "–", verdict: "n/a: no peer of its kind"})
+		}
+		for _, wl := range r.cfg.workloads {
+			want, ok := target7VsPeer[wl.name]
+			if !ok {
+				continue
+			}
+			for _, n := range target7Callers {
+				if !containsInt(r.cfg.callers7, n) {
+					continue
+				}
+				res, ok := r.find7(hr.key, wl.name, n)
+				ok = ok && res.checks > 0
+				if peer, pok := r.fastestPeer7(a, wl.name, n); pok {
+					score := res.rate() / peer.rate()
+					row := targetRow{target: fmt.Sprintf("%s: ≥ %.1f× the fastest peer of its kind (%s, %s)", a, want, peer.driver.key, fmtRate(peer.rate())),
+						workload: wl.name, callers: n, def: "–", best: "–", verdict: "n/a"}
+					if ok {
+						row.def = fmt.Sprintf("%.2f×", score)
+						row.verdict = verdict(score >= want, false, "")
+					}
+					rows = append(rows, row)
+				}
+				if c := r.ceiling7(a); c > 0 && wl.name == "random" {
+					score := res.rate() / c
+					row := targetRow{target: fmt.Sprintf("%s: ≥ %.0f%% of its own redis-benchmark ceiling (%s)", a, 100*target7OfCeiling, fmtRate(c)),
+						workload: wl.name, callers: n, def: "–", best: "–", verdict: "n/a"}
+					if ok {
+						row.def = fmt.Sprintf("%.0f%%", 100*score)
+						row.verdict = verdict(score >= target7OfCeiling, false, "")
+					}
+					rows = append(rows, row)
+				}
+			}
+		}
+	}
+	return rows
+}
+
+// containsInt reports whether list holds n.
+func containsInt(list []int, n int) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}
+
+// targetsMain evaluates the main section's targets.
+func (r *report) targetsMain() []targetRow {
 	var rows []targetRow
 	var hammers []driver
 	for _, d := range r.drivers() {
@@ -154,8 +227,16 @@ func (r *report) writeTargets(p printer) {
 	}
 	p("## Targets")
 	p("")
-	p("The issue's targets for this machine. \"default\" is hammerredis with default settings (%s); \"best\" is the best "+
-		"hammerredis row of the cell.", defaultHammer)
+	if len(r.targetsMain()) > 0 {
+		p("The issue's targets for this machine. \"default\" is hammerredis with default settings (%s); \"best\" is the best "+
+			"hammerredis row of the cell.", defaultHammer)
+	} else {
+		p("The issue's targets for this machine.")
+	}
+	if len(r.targets7()) > 0 {
+		p("The Hammer 7 targets (rows starting with an algorithm's name) are of the section \"Hammer 7 algorithms\" below: " +
+			"\"default\" is that algorithm's hammerredis row (pool 1, defaults), the only one of its kind.")
+	}
 	p("")
 	p("| target | workload | callers | default | best | verdict |")
 	p("|---|---|---|---|---|---|")
