@@ -80,7 +80,7 @@ fuzz: ensure-redis
 		done; \
 	done
 
-## bench: compare with other Go rate limiters on a private redis-server (bench/, its own module; about 3 min); writes docs/bench.md and docs/bench*.png.
+## bench: compare with other Go rate limiters on a private redis-server (bench/, its own module; about 7 min); writes docs/bench.md and docs/bench*.png.
 bench: ensure-redis
 	cd bench && $(GO) run . -out ../docs $(BENCHFLAGS)
 
