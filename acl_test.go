@@ -23,8 +23,8 @@ import (
 
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/internal/redistest"
-	"github.com/hammer-go/hammerredis/protocol"
 	"github.com/hammer-go/hammerredis/internal/testenv"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 // secWaitDialFailure waits until the backend logged a failed connection
@@ -196,7 +196,7 @@ func TestACLOptionalRights(t *testing.T) {
 	testenv.Do(t, admin, "SCRIPT", "FLUSH")
 	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix, RedisURL: testenv.UserURL("redis", "full", testenv.ACLPassword, srv.Addr()),
 		RedixConfig: &hammerredis.RedisConfig{ClientName: "acl-full", Database: 2}})
-	assert.Equal(t, 7, secCachedScripts(t, admin), "with +script|load Hammer 6's three scripts and Hammer 7's four are loaded at connection start")
+	assert.Equal(t, 8, secCachedScripts(t, admin), "with +script|load Hammer 6's three scripts and Hammer 7's five are loaded at connection start")
 	assert.NotEmpty(t, clientLine(t, admin, "acl-full"), "CLIENT SETNAME ran")
 	n, err := secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "db2"})
 	require.NoError(t, err)

@@ -305,3 +305,77 @@ func TestHammer7RefusesAPrefixOverlappingHammer6Keys(t *testing.T) {
 	_, err = hammer7.New(b, hammer7.FixWindow{Prefix: "MyApp.RateLimit", Window: time.Minute, Limit: 1})
 	assert.NoError(t, err)
 }
+
+func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
+	srv := redistest.New(t)
+	clk := &scriptClock{}
+	clk.Set(at(4_102_444_800, 250_000)) // 2100-01-01: the fix window's key outlives the test
+	opts := hammerredis.WithScriptClock(hammerredis.Options{RedixConfig: named("multi7")}, clk.Now)
+	f := start(t, srv, opts)
+	one := start(t, srv, hammerredis.WithScriptClock(hammerredis.Options{DisableCoalescing: true}, clk.Now))
+	ctx := context.Background()
+	now := clk.Now().UnixMilli()
+	calls := func(prefix string) []func(*hammerredis.Backend) (int64, error) {
+		fix := protocol.Policy{Algorithm: protocol.FixWindow, Prefix: prefix, ScaleMs: 60_000, Limit: 2}
+		sw := protocol.Policy{Algorithm: protocol.SlidingWindow, Prefix: prefix, ScaleMs: 10_000, Limit: 2}
+		tb := protocol.Policy{Algorithm: protocol.TokenBucket, Prefix: prefix + "t", Limit: 3, Rate: 1}
+		lb := protocol.Policy{Algorithm: protocol.LeakyBucket, Prefix: prefix + "l", Limit: 3, Rate: 1}
+		hit := func(p protocol.Policy, id string, cost int64) func(*hammerredis.Backend) (int64, error) {
+			return func(b *hammerredis.Backend) (int64, error) {
+				r, err := b.Hit(ctx, protocol.Hit{Policy: p, ID: id, Cost: cost, Now: now})
+				if !r.Allowed {
+					return -r.RetryAfterMs, err // a deny shows as minus its wait
+				}
+				return r.Count, err
+			}
+		}
+		return []func(*hammerredis.Backend) (int64, error){
+			hit(tb, "k", 2), hit(fix, "k", 1), hit(sw, "k", 1), hit(tb, "k", 2), hit(lb, "k", 2),
+			hit(fix, "k", 1), hit(sw, "k", 2), hit(lb, "k", 2), hit(fix, "str", 1),
+			func(b *hammerredis.Backend) (int64, error) {
+				return b.Get(ctx, protocol.Get{Policy: tb, ID: "k", Now: now})
+			},
+			hit(fix, "k", 1),
+		}
+	}
+	testenv.Do(t, f.Admin, "SET", "A:str:"+fmt.Sprint(now/60_000), "x") // not a number: INCRBY refuses it
+	want := []int64{1, 1, 1, -750, 2, 2, -9750, -750, 0, 1, -59_750}
+
+	written, release := holdPipeline(t, f, "multi7")
+	before := cmdCalls(t, f.Admin, "evalsha")
+	got, errs := make([]int64, len(want)), make([]error, len(want))
+	var wg sync.WaitGroup
+	for i, call := range calls("A") {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i], errs[i] = call(f.B) }()
+		for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "call %d never queued", i)
+		}
+	}
+	release()
+	wg.Wait()
+	assert.Equal(t, 1+written+2, cmdCalls(t, f.Admin, "evalsha")-before,
+		"the held hit and the probes written, then the last probe and one run for the eleven")
+	assert.ErrorIs(t, errs[8], hammerredis.ErrRedis, "INCRBY refused the string for its own call only")
+	errs[8] = nil
+	for i, err := range errs {
+		assert.NoError(t, err, "call %d", i)
+	}
+	assert.Equal(t, want, got, "each call's answer, in queue order (a deny as minus its wait)")
+
+	// The same calls one by one give the same answers and the same data.
+	testenv.Do(t, f.Admin, "SET", "B:str:"+fmt.Sprint(now/60_000), "x")
+	alone := make([]int64, len(want))
+	for i, call := range calls("B") {
+		alone[i], errs[i] = call(one.B)
+	}
+	assert.ErrorIs(t, errs[8], hammerredis.ErrRedis)
+	assert.Equal(t, alone, got, "a run answers as the calls one by one")
+	for _, k := range []string{":k:" + fmt.Sprint(now/60_000), ":k:10000", "t:k", "l:k"} {
+		da, err := redis.Bytes(f.Admin.Do("DUMP", "A"+k))
+		require.NoError(t, err, "A%s", k)
+		db, err := redis.Bytes(f.Admin.Do("DUMP", "B"+k))
+		require.NoError(t, err, "B%s", k)
+		assert.Equal(t, db, da, "key %s holds the same data", k)
+	}
+}

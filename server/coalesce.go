@@ -166,11 +166,8 @@ func (cn *conn) sendGroup(f *flight, k int) error {
 	if f.next[k] < 0 {
 		return cn.send(f.calls[k], f.evalSource)
 	}
-	switch r := f.calls[k].req.(type) {
-	case *protocol.Hit: // a fix window: one INCRBY of the sum
-		return cn.send7(r.Policy, r.ID, r.Now, "hit", f.sum[k], false)
-	case *protocol.Inc:
-		return cn.send7(r.Policy, r.ID, r.Now, "hit", f.sum[k], false)
+	if isHammer7(f.calls[k].req) { // a fix window: one INCRBY of the sum
+		return cn.send7(f.calls[k], f.sum[k], false)
 	}
 	first := f.calls[k].req.(*protocol.CountHit)
 	cmd, script := "EVALSHA", coalescedSHA

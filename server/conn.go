@@ -46,7 +46,7 @@ type conn struct {
 	// script's source: Redis lost the script (SCRIPT FLUSH, a failover) or
 	// the user may not run SCRIPT LOAD, and EVAL puts it back in the cache.
 	// evalMulti does the same for the next multi-key run.
-	evalCoalesced, evalMulti bool
+	evalCoalesced, evalMulti, evalMulti7 bool
 	// tooOld7 says why this server cannot run Hammer 7's calls, "" when
 	// it can (see tooOld7).
 	tooOld7  string
@@ -54,6 +54,7 @@ type conn struct {
 	readSet  map[protocol.BucketKey]bool // see readKeys
 	multiBuf []byte                      // see sendMulti
 	multiOff []int
+	boxes    [32]boxed // see box
 	// readAtWrite is replies when the writer last wrote, busySince when it
 	// last wrote with nothing in the air (see mayWrite).
 	readAtWrite uint64
@@ -269,6 +270,9 @@ func (cn *conn) sendAgain() {
 		}
 		if f.lostMulti {
 			cn.evalMulti = true
+		}
+		if f.lostMulti7 {
+			cn.evalMulti7 = true
 		}
 		cn.launch(f.noScript, true, false)
 		cn.launch(f.singly, false, false)

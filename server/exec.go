@@ -39,14 +39,8 @@ func (cn *conn) send(c *call, evalSource bool) error {
 	case *protocol.GetBucket:
 		cn.args = append(cn.args[:0], cn.key(r.Key), protocol.FieldCount, protocol.FieldCreated, protocol.FieldUpdated)
 		return cn.rc.Send("HMGET", cn.args...)
-	case *protocol.Hit:
-		return cn.send7(r.Policy, r.ID, r.Now, "hit", r.Cost, evalSource)
-	case *protocol.Inc:
-		return cn.send7(r.Policy, r.ID, r.Now, "inc", r.N, evalSource)
-	case *protocol.Set:
-		return cn.send7(r.Policy, r.ID, r.Now, "set", r.Count, evalSource)
-	case *protocol.Get:
-		return cn.send7(r.Policy, r.ID, r.Now, "get", 0, evalSource)
+	case *protocol.Hit, *protocol.Inc, *protocol.Set, *protocol.Get:
+		return cn.send7(c, -1, evalSource)
 	default:
 		return fmt.Errorf("%w: %T cannot be pipelined", protocol.ErrInvalid, r)
 	}

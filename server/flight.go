@@ -26,11 +26,12 @@ type flight struct {
 	// one). lostScript: Redis lost the coalesced script.
 	noScript, singly []*call
 	lostScript       bool
-	// multiEnds: the calls before multiEnds[len-1] go out in multi-key
-	// runs, each ending at the next element (multi.go); lostMulti: Redis
-	// lost the multi-key script.
-	multiEnds []int
-	lostMulti bool
+	// runs: the calls that go out in multi-key runs, count_hit's before
+	// multi7Start and Hammer 7's from there (multi.go, multi7.go);
+	// lostMulti, lostMulti7: Redis lost the multi-key script of a kind.
+	runs                  []span
+	multi7Start           int
+	lostMulti, lostMulti7 bool
 }
 
 // launch writes calls as one flight, flushes them and hands the flight to
@@ -51,22 +52,23 @@ func (cn *conn) launch(calls []*call, evalSource, coalesce bool) {
 	}
 	cn.plan(f, coalesce)
 	f.chunk(m)
-	start := 0
-	for _, end := range f.multiEnds {
-		if err := cn.sendMulti(f, start, end); err != nil {
-			cn.failWriting(f, end, err)
-			return
+	// In index order, as the reader reads the replies.
+	for k := 0; k < len(f.calls); {
+		if end := f.runAt(k); end >= 0 {
+			if err := cn.sendRun(f, k, end); err != nil {
+				cn.failWriting(f, end, err)
+				return
+			}
+			k = end
+			continue
 		}
-		start = end
-	}
-	for k := start; k < len(f.calls); k++ {
-		if f.lead[k] != int32(k) {
-			continue // sent with its group's first call
+		if f.lead[k] == int32(k) { // else sent with its group's first call
+			if err := cn.sendGroup(f, k); err != nil {
+				cn.failWriting(f, k+1, err)
+				return
+			}
 		}
-		if err := cn.sendGroup(f, k); err != nil {
-			cn.failWriting(f, k+1, err)
-			return
-		}
+		k++
 	}
 	if err := cn.rc.Flush(); err != nil {
 		cn.failSent(f.calls, err)
@@ -133,7 +135,7 @@ func (cn *conn) newFlight() *flight {
 func (cn *conn) freeFlight(f *flight) {
 	clear(f.calls)
 	f.calls, f.due, f.evalSource, f.noScript, f.singly, f.lostScript = f.calls[:0], 0, false, nil, nil, false
-	f.multiEnds, f.lostMulti = f.multiEnds[:0], false
+	f.runs, f.multi7Start, f.lostMulti, f.lostMulti7 = f.runs[:0], 0, false, false
 	cn.mu.Lock()
 	cn.spare = append(cn.spare, f)
 	cn.mu.Unlock()

@@ -75,9 +75,16 @@ func isHammer7(req protocol.Request) bool {
 	return false
 }
 
-// send7 writes a Hammer 7 call: its algorithm's script with op and n, or
-// GET for a fix window's count.
-func (cn *conn) send7(p protocol.Policy, id string, now int64, op string, n int64, evalSource bool) error {
+// send7 writes a Hammer 7 call alone: its algorithm's script with its
+// operation and numbers (nums7), or GET for a fix window's count. n, when
+// not negative, replaces the call's own number (a coalesced group's sum).
+func (cn *conn) send7(c *call, n int64, evalSource bool) error {
+	p, id, now, op, own := call7(c.req)
+	if n < 0 {
+		n = own
+	} else {
+		op = "hit"
+	}
 	cn.keyBuf = p.AppendKey(cn.keyBuf[:0], id, now)
 	if p.Algorithm == protocol.FixWindow && op == "get" {
 		return cn.rc.Send("GET", cn.keyBuf)
@@ -87,21 +94,10 @@ func (cn *conn) send7(p protocol.Policy, id string, now int64, op string, n int6
 	if evalSource {
 		cmd, script = "EVAL", sc.source
 	}
-	if op == "inc" {
-		op = "hit" // the scripts that have inc make it a hit without a limit
-		if p.Algorithm == protocol.SlidingWindow {
-			op = "inc"
-		}
-	}
-	cn.args = append(cn.args[:0], script, 1, cn.keyBuf, op)
-	switch p.Algorithm {
-	case protocol.FixWindow:
-		_, end := p.Window(now)
-		cn.args = append(cn.args, n, end)
-	case protocol.SlidingWindow:
-		cn.args = append(cn.args, p.WindowSeconds(), p.Limit, n, cn.scriptClock())
-	default:
-		cn.args = append(cn.args, p.Limit, p.Rate, n, cn.scriptClock())
+	a, b, x := cn.nums7(p, now, n)
+	cn.args = append(cn.args[:0], script, 1, cn.keyBuf, op, a, b)
+	if p.Algorithm != protocol.FixWindow {
+		cn.args = append(cn.args, x, cn.scriptClock())
 	}
 	return cn.rc.Send(cmd, cn.args...)
 }

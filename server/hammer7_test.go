@@ -84,7 +84,8 @@ func TestFixWindowHitsOnOneKeyAreCoalesced(t *testing.T) {
 		}
 	}
 	conn.beforeSend = holdFirst(is(g))
-	h := run(t, nil, conn)
+	// On a cluster node, where no multi-key run goes out (multi7_test.go).
+	h := run(t, func(c *Config) { c.Cluster = true }, conn)
 	h.connected(t)
 	fix := protocol.Policy{Algorithm: protocol.FixWindow, Prefix: "P", ScaleMs: 1000, Limit: 4}
 	hot := func(cost int64) protocol.Request {

@@ -23,9 +23,10 @@ import (
 // (landMulti).
 
 // order moves the calls of f that may run in a multi-key script to its
-// front, in queue order, and returns how many there are. Calls on distinct
-// buckets are independent, so their order between buckets does not matter;
-// the calls of one bucket keep theirs.
+// front, in queue order: first count_hit's, then Hammer 7's (multi7.go),
+// whose segment starts at f.multi7Start. It returns where that segment
+// ends. Calls on distinct keys are independent, so their order between
+// keys does not matter; the calls of one key keep theirs.
 func (cn *conn) order(f *flight) int {
 	read := cn.readKeys(f)
 	cn.others = cn.others[:0]
@@ -39,7 +40,20 @@ func (cn *conn) order(f *flight) int {
 			cn.others = append(cn.others, c)
 		}
 	}
-	copy(f.calls[m:], cn.others)
+	f.multi7Start = m
+	for _, c := range cn.others {
+		if !c.asking && isHammer7(c.req) {
+			f.calls[m] = c
+			m++
+		}
+	}
+	k := m
+	for _, c := range cn.others {
+		if c.asking || !isHammer7(c.req) {
+			f.calls[k] = c
+			k++
+		}
+	}
 	clear(cn.others)
 	return m
 }
@@ -63,13 +77,22 @@ func (cn *conn) readKeys(f *flight) map[protocol.BucketKey]bool {
 	return read
 }
 
+// span is a run's calls, [start, end) of its flight.
+type span struct{ start, end int }
+
 // chunk cuts the groups among the first m calls of f, once planned, into
-// multi-key runs of at most maxMultiKeys groups, recording where each ends.
-// Fewer than two groups make no run: one group goes out as before.
+// multi-key runs of at most maxMultiKeys groups: count_hit's before
+// f.multi7Start, Hammer 7's from there. Fewer than two groups of a kind
+// make no run: one group goes out as before.
 func (f *flight) chunk(m int) {
-	f.multiEnds = f.multiEnds[:0]
+	f.runs = f.runs[:0]
+	f.chunkRange(0, f.multi7Start)
+	f.chunkRange(f.multi7Start, m)
+}
+
+func (f *flight) chunkRange(start, end int) {
 	groups := 0
-	for k := range m {
+	for k := start; k < end; k++ {
 		if f.lead[k] == int32(k) {
 			groups++
 		}
@@ -78,30 +101,47 @@ func (f *flight) chunk(m int) {
 		return
 	}
 	n := 0
-	for k := range m {
+	for k := start; k < end; k++ {
 		if f.lead[k] != int32(k) {
 			continue
 		}
 		if n == maxMultiKeys {
-			f.multiEnds = append(f.multiEnds, k)
-			n = 0
+			f.runs = append(f.runs, span{start, k})
+			start, n = k, 0
 		}
 		n++
 	}
-	f.multiEnds = append(f.multiEnds, m)
+	f.runs = append(f.runs, span{start, end})
 }
 
 // runAt returns the end of the multi-key run of f that starts at call k, or
 // -1 when none does.
 func (f *flight) runAt(k int) int {
-	start := 0
-	for _, end := range f.multiEnds {
-		if start == k {
-			return end
+	for _, r := range f.runs {
+		if r.start == k {
+			return r.end
 		}
-		start = end
 	}
 	return -1
+}
+
+// sendRun writes the multi-key run of f's calls [start, end), of
+// count_hit's or Hammer 7's script.
+func (cn *conn) sendRun(f *flight, start, end int) error {
+	if start >= f.multi7Start {
+		return cn.sendMulti7(f, start, end)
+	}
+	return cn.sendMulti(f, start, end)
+}
+
+// landRun answers the calls of f's multi-key run [start, end) from its
+// reply (landMulti, landMulti7).
+func (cn *conn) landRun(f *flight, start, end int, reply any, err error) {
+	if start >= f.multi7Start {
+		cn.landMulti7(f, start, end, reply, err)
+		return
+	}
+	cn.landMulti(f, start, end, reply, err)
 }
 
 // sendMulti writes the multi-key run of f's calls [start, end): every

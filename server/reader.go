@@ -70,7 +70,7 @@ func (cn *conn) receive(f *flight) {
 		// is written.
 		if end := f.runAt(k); end >= 0 {
 			cn.leftTheAir(end - k)
-			cn.landMulti(f, k, end, reply, err)
+			cn.landRun(f, k, end, reply, err)
 			f.due = end
 		} else {
 			cn.leftTheAir(f.groupSize(k))

@@ -193,7 +193,8 @@ func loadScript(rc redis.Conn, script *redis.Script) (loaded bool, err error) {
 // server does not answer the first calls NOSCRIPT (a coalesced group would
 // then run one by one). A refusal leaves them to the NOSCRIPT fallback.
 func loadScripts7(rc redis.Conn) error {
-	for _, sc := range scripts7[1:] {
+	all := append(scripts7[1:len(scripts7):len(scripts7)], multi7)
+	for _, sc := range all {
 		if err := rc.Send("SCRIPT", "LOAD", sc.source); err != nil {
 			return err
 		}
@@ -201,7 +202,7 @@ func loadScripts7(rc redis.Conn) error {
 	if err := rc.Flush(); err != nil {
 		return err
 	}
-	for range scripts7[1:] {
+	for range all {
 		if _, err := rc.Receive(); err != nil && rc.Err() != nil {
 			return err
 		}
