@@ -114,7 +114,8 @@ func (cn *conn) scriptClock() string {
 }
 
 // decodeHit decodes the reply of a hit: a fix window's count, which the
-// limit then judges, or the scripts' {allowed, count, retry ms}.
+// limit then judges, or the other scripts' count (allowed) or {count, retry
+// ms} (denied).
 func decodeHit(r *protocol.Hit, reply any) (protocol.HitReply, error) {
 	p := r.Policy
 	if p.Algorithm == protocol.FixWindow {
@@ -124,11 +125,14 @@ func decodeHit(r *protocol.Hit, reply any) (protocol.HitReply, error) {
 		}
 		return judgeFix(r, n), nil
 	}
-	vals, ok := reply.([]any)
-	if !ok || len(vals) != 3 {
-		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied %T of %d elements, want 3 integers", protocol.ErrBadReply, p.Algorithm, reply, lenOf(reply))
+	if n, ok := reply.(int64); ok {
+		return protocol.HitReply{Allowed: true, Count: n}, nil
 	}
-	var n [3]int64
+	vals, ok := reply.([]any)
+	if !ok || len(vals) != 2 {
+		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied %T of %d elements, want an integer or 2 integers", protocol.ErrBadReply, p.Algorithm, reply, lenOf(reply))
+	}
+	var n [2]int64
 	for i, v := range vals {
 		x, ok := v.(int64)
 		if !ok {
@@ -136,11 +140,10 @@ func decodeHit(r *protocol.Hit, reply any) (protocol.HitReply, error) {
 		}
 		n[i] = x
 	}
-	h := protocol.HitReply{Allowed: n[0] == 1, Count: n[1], RetryAfterMs: n[2]}
-	if h.Allowed != (n[2] == 0) || (!h.Allowed && n[2] < 1 && n[2] != protocol.Never) {
-		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied {%d, %d, %d}", protocol.ErrBadReply, p.Algorithm, n[0], n[1], n[2])
+	if n[1] < 1 && n[1] != protocol.Never {
+		return protocol.HitReply{}, fmt.Errorf("%w: %s hit replied a deny with a wait of %d ms", protocol.ErrBadReply, p.Algorithm, n[1])
 	}
-	return h, nil
+	return protocol.HitReply{Count: n[0], RetryAfterMs: n[1]}, nil
 }
 
 // judgeFix decides a fix-window hit from the window's count after it:

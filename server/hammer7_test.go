@@ -37,7 +37,7 @@ func TestHammer7CallsOnRedisBefore7FailUnsent(t *testing.T) {
 func TestHammer7RunsWhenTheVersionIsUnknownOrRecent(t *testing.T) {
 	for _, info := range []string{"", "redis_version:7.0.15\r\n", "redis_version:8.2.1\r\n"} {
 		conn := &fakeConn{info: info, do: func(cmd string, args ...any) (any, error) {
-			return []any{int64(1), int64(4), int64(0)}, nil
+			return int64(4), nil // allowed, 4 tokens left
 		}}
 		h := run(t, nil, conn)
 		h.connected(t)
@@ -50,8 +50,8 @@ func TestHammer7RunsWhenTheVersionIsUnknownOrRecent(t *testing.T) {
 
 func TestHammer7OddRepliesAreErrors(t *testing.T) {
 	for _, reply := range []any{
-		int64(3), []any{int64(1), int64(2)}, []any{int64(1), []byte("2"), int64(0)},
-		[]any{int64(1), int64(2), int64(5)}, []any{int64(0), int64(2), int64(0)}, []any{int64(0), int64(2), int64(-7)},
+		[]byte("3"), []any{int64(1)}, []any{int64(1), int64(2), int64(0)}, []any{[]byte("2"), int64(5)},
+		[]any{int64(2), int64(0)}, []any{int64(2), int64(-7)}, nil,
 	} {
 		conn := &fakeConn{do: func(cmd string, args ...any) (any, error) { return reply, nil }}
 		h := run(t, nil, conn)
@@ -80,7 +80,7 @@ func TestFixWindowHitsOnOneKeyAreCoalesced(t *testing.T) {
 			count += args[4].(int64)
 			return count, nil
 		default:
-			return []any{int64(1), int64(9), int64(0)}, nil
+			return int64(9), nil
 		}
 	}
 	conn.beforeSend = holdFirst(is(g))

@@ -70,8 +70,9 @@ end
 
 // slidingLua: sliding_window's hit, inc, set and get on the hit's key.
 // Numbers: the window in whole seconds w, the limit, the cost, increment or
-// count. hit returns {allowed (1 or 0), count, retry ms (0 when allowed,
-// -1 never)}; the others return the count. Members are "<s>-<µs>-<i>": the
+// count. hit returns the count when allowed, else {count, retry ms (-1:
+// never)}: an allowed hit, the common case, costs the client one integer
+// to decode; the others return the count. Members are "<s>-<µs>-<i>": the
 // dash keeps them apart from Elixir's all-digit members, and ZADD NX with
 // the next i when taken keeps two runs of one microsecond from overwriting
 // each other's.
@@ -108,20 +109,21 @@ local function sliding(key, op, w, limit, n, s, us)
   end
   if c + n <= limit then
     if n > 0 then add(n) else redis.call('EXPIRE', key, int(w)) end
-    return {1, c + n, 0}
+    return c + n
   end
-  if n > limit then return {0, c, -1} end
+  if n > limit then return {c, -1} end
   local k = int(c + n - limit - 1)
   local m = redis.call('ZRANGE', key, k, k, 'WITHSCORES')
-  return {0, c, (tonumber(m[2]) + w) * 1000 - (s * 1000 + math.floor(us / 1000))}
+  return {c, (tonumber(m[2]) + w) * 1000 - (s * 1000 + math.floor(us / 1000))}
 end
 `
 
 // bucketLua: leaky_bucket's and token_bucket's hit and get, on the hash both
 // keep, read with the leak or refill up to now (the elapsed seconds never
 // negative, should a failover bring an earlier clock). Numbers: the
-// capacity, the rate (units per second), the cost. hit returns {allowed,
-// level or tokens, retry ms}; get returns the level or tokens. A token
+// capacity, the rate (units per second), the cost. hit returns the level or
+// tokens when allowed, else {level or tokens, retry ms (-1: never)}; get
+// returns the level or tokens. A token
 // bucket without a key is full.
 const bucketLua = `
 local function bucket(leaky, key, op, cap, rate, cost, s, us)
@@ -140,20 +142,20 @@ local function bucket(leaky, key, op, cap, rate, cost, s, us)
     if op == 'get' then return left end
     if left + cost <= cap then
       store(left + cost, left + cost)
-      return {1, left + cost, 0}
+      return left + cost
     end
-    if cost > cap then return {0, left, -1} end
-    return {0, left, (last + math.ceil((level + cost - cap) / rate)) * 1000 - now_ms}
+    if cost > cap then return {left, -1} end
+    return {left, (last + math.ceil((level + cost - cap) / rate)) * 1000 - now_ms}
   end
   local level = tonumber(v[1]) or cap
   local tokens = math.min(cap, level + elapsed * rate)
   if op == 'get' then return tokens end
   if tokens >= cost then
     store(tokens - cost, cap - (tokens - cost))
-    return {1, tokens - cost, 0}
+    return tokens - cost
   end
-  if cost > cap then return {0, tokens, -1} end
-  return {0, tokens, (last + math.ceil((cost - level) / rate)) * 1000 - now_ms}
+  if cost > cap then return {tokens, -1} end
+  return {tokens, (last + math.ceil((cost - level) / rate)) * 1000 - now_ms}
 end
 `
 
