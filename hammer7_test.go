@@ -336,10 +336,14 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 				return b.Get(ctx, protocol.Get{Policy: tb, ID: "k", Now: now})
 			},
 			hit(fix, "k", 1),
+			func(b *hammerredis.Backend) (int64, error) {
+				return b.Get(ctx, protocol.Get{Policy: fix, ID: "nobody", Now: now})
+			},
+			hit(lb, "k", 1),
 		}
 	}
 	testenv.Do(t, f.Admin, "SET", "A:str:"+fmt.Sprint(now/60_000), "x") // not a number: INCRBY refuses it
-	want := []int64{1, 1, 1, -750, 2, 2, -9750, -750, 0, 1, -59_750}
+	want := []int64{1, 1, 1, -750, 2, 2, -9750, -750, 0, 1, -59_750, 0, 3}
 
 	written, release := holdPipeline(t, f, "multi7")
 	before := cmdCalls(t, f.Admin, "evalsha")
@@ -355,7 +359,7 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 	release()
 	wg.Wait()
 	assert.Equal(t, 1+written+2, cmdCalls(t, f.Admin, "evalsha")-before,
-		"the held hit and the probes written, then the last probe and one run for the eleven")
+		"the held hit and the probes written, then the last probe and one run for the thirteen")
 	assert.ErrorIs(t, errs[8], hammerredis.ErrRedis, "INCRBY refused the string for its own call only")
 	errs[8] = nil
 	for i, err := range errs {

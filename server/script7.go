@@ -123,21 +123,32 @@ end
 // negative, should a failover bring an earlier clock). Numbers: the
 // capacity, the rate (units per second), the cost. hit returns the level or
 // tokens when allowed, else {level or tokens, retry ms (-1: never)}; get
-// returns the level or tokens. A token
-// bucket without a key is full.
+// returns the level or tokens. A token bucket without a key is full.
+//
+// bucket works on st, the hash as loaded (level and last_update, nil when
+// absent), and marks it dirty when a hit changes it; the caller writes a
+// dirty hash back (flush). A multi-key run loads a key once and writes it
+// once, after its last call: the same data as calls one by one, for a
+// third of the commands on a hot key.
 const bucketLua = `
-local function bucket(leaky, key, op, cap, rate, cost, s, us)
-  cap, rate, cost = tonumber(cap), tonumber(rate), tonumber(cost)
+local function load(key)
   local v = redis.call('HMGET', key, 'level', 'last_update')
+  return {level = tonumber(v[1]), last = tonumber(v[2])}
+end
+local function flush(key, st)
+  redis.call('HSET', key, 'level', int(st.level), 'last_update', int(st.last))
+  redis.call('EXPIRE', key, int(st.ttl))
+end
+local function bucket(leaky, st, op, cap, rate, cost, s, us)
+  cap, rate, cost = tonumber(cap), tonumber(rate), tonumber(cost)
   local now_ms = s * 1000 + math.floor(us / 1000)
-  local last = tonumber(v[2]) or s
+  local last = st.last or s
   local elapsed = math.max(0, s - last)
   local function store(level, ttl)
-    redis.call('HSET', key, 'level', int(level), 'last_update', int(s))
-    redis.call('EXPIRE', key, int(math.ceil(ttl / rate) + 60))
+    st.level, st.last, st.ttl, st.dirty = level, s, math.ceil(ttl / rate) + 60, true
   end
   if leaky then
-    local level = tonumber(v[1]) or 0
+    local level = st.level or 0
     local left = math.max(0, level - elapsed * rate)
     if op == 'get' then return left end
     if left + cost <= cap then
@@ -147,7 +158,7 @@ local function bucket(leaky, key, op, cap, rate, cost, s, us)
     if cost > cap then return {left, -1} end
     return {left, (last + math.ceil((level + cost - cap) / rate)) * 1000 - now_ms}
   end
-  local level = tonumber(v[1]) or cap
+  local level = st.level or cap
   local tokens = math.min(cap, level + elapsed * rate)
   if op == 'get' then return tokens end
   if tokens >= cost then
@@ -156,6 +167,12 @@ local function bucket(leaky, key, op, cap, rate, cost, s, us)
   end
   if cost > cap then return {tokens, -1} end
   return {tokens, (last + math.ceil((cost - level) / rate)) * 1000 - now_ms}
+end
+local function bucket1(leaky, key, op, cap, rate, cost, s, us)
+  local st = load(key)
+  local r = bucket(leaky, st, op, cap, rate, cost, s, us)
+  if st.dirty then flush(key, st) end
+  return r
 end
 `
 
@@ -192,14 +209,14 @@ return sliding(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 //	ARGV[5] the clock, as for SlidingWindowLua
 const LeakyBucketLua = guardLua + bucketLua + `
 local s, us = clock(ARGV[5])
-return bucket(true, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
+return bucket1(true, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 `
 
 // TokenBucketLua is token_bucket's script (bucketLua), with the arguments
 // of LeakyBucketLua.
 const TokenBucketLua = guardLua + bucketLua + `
 local s, us = clock(ARGV[5])
-return bucket(false, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
+return bucket1(false, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 `
 
 // Multi7Lua runs Hammer 7's calls of several keys at once, in order (one
@@ -216,10 +233,16 @@ return bucket(false, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 //
 // It returns one element per key: what its script would, or its error,
 // which does not stop the others. An error may come after a write (a
-// command the user may not run): the call is not run again.
+// command the user may not run): the call is not run again. A bucket's hash
+// is read once and written once per run (bucketLua); should that write
+// fail, every hit that changed it gets the error.
 const Multi7Lua = guardLua + fixLua + slidingLua + bucketLua + `
 local s, us = clock(ARGV[1])
-local out = {}
+local out, hashes, writers = {}, {}, {}
+local function failed(r)
+  if type(r) == 'table' and r['err'] then return r end
+  return {err = 'ERR ' .. tostring(r)}
+end
 for i = 1, #KEYS do
   local j, key = 5 * i - 3, KEYS[i]
   local alg, op, a, b, c = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
@@ -229,14 +252,26 @@ for i = 1, #KEYS do
   elseif alg == '2' then
     ok, r = pcall(sliding, key, op, a, b, c, s, us)
   else
-    ok, r = pcall(bucket, alg == '3', key, op, a, b, c, s, us)
+    ok, r = true, nil
+    if not hashes[key] then ok, r = pcall(load, key) end
+    if ok then
+      if not hashes[key] then hashes[key], writers[key] = r, {} end
+      local st = hashes[key]
+      local dirty = st.dirty
+      st.dirty = false
+      ok, r = pcall(bucket, alg == '3', st, op, a, b, c, s, us)
+      if ok and st.dirty then table.insert(writers[key], i) end
+      st.dirty = st.dirty or dirty
+    end
   end
-  if ok then
-    out[i] = r
-  elseif type(r) == 'table' and r['err'] then
-    out[i] = r
-  else
-    out[i] = {err = 'ERR ' .. tostring(r)}
+  if ok then out[i] = r else out[i] = failed(r) end -- r may be false: a GET of no key
+end
+for key, st in pairs(hashes) do
+  if st.dirty then
+    local ok, e = pcall(flush, key, st)
+    if not ok then
+      for _, i in ipairs(writers[key]) do out[i] = failed(e) end
+    end
   end
 end
 return out
