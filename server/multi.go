@@ -201,16 +201,8 @@ func (cn *conn) landMulti(f *flight, start, end int, reply any, err error) {
 		}
 		return
 	}
-	elems, ok := reply.([]any)
-	groups := 0
-	for k := start; k < end; k++ {
-		if f.lead[k] == int32(k) {
-			groups++
-		}
-	}
-	if !ok || len(elems) != groups {
-		cn.failRange(f, start, end, fmt.Errorf("%w: the multi-key count_hit replied %T of %d elements, want %d",
-			protocol.ErrBadReply, reply, lenOf(reply), groups))
+	elems, ok := cn.runElems(f, start, end, reply, "count_hit")
+	if !ok {
 		return
 	}
 	i := 0
@@ -240,6 +232,25 @@ func (cn *conn) landMulti(f *flight, start, end int, reply any, err error) {
 			cn.answerGroup(f, k, nil, rerr)
 		}
 	}
+}
+
+// runElems returns the elements of a multi-key run's reply, one per group
+// of f's calls [start, end); when the reply has another shape it fails the
+// run's calls (never sent again: they may have run) and returns false.
+func (cn *conn) runElems(f *flight, start, end int, reply any, script string) ([]any, bool) {
+	elems, ok := reply.([]any)
+	groups := 0
+	for k := start; k < end; k++ {
+		if f.lead[k] == int32(k) {
+			groups++
+		}
+	}
+	if !ok || len(elems) != groups {
+		cn.failRange(f, start, end, fmt.Errorf("%w: the multi-key %s script replied %T of %d elements, want %d",
+			protocol.ErrBadReply, script, reply, lenOf(reply), groups))
+		return nil, false
+	}
+	return elems, true
 }
 
 // failRange answers every call of f's calls [start, end) with err.

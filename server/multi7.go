@@ -70,16 +70,8 @@ func (cn *conn) landMulti7(f *flight, start, end int, reply any, err error) {
 		cn.failRange(f, start, end, err) // READONLY included: callErr tells
 		return
 	}
-	elems, ok := reply.([]any)
-	groups := 0
-	for k := start; k < end; k++ {
-		if f.lead[k] == int32(k) {
-			groups++
-		}
-	}
-	if !ok || len(elems) != groups {
-		cn.failRange(f, start, end, fmt.Errorf("%w: the multi-key Hammer 7 script replied %T of %d elements, want %d",
-			protocol.ErrBadReply, reply, lenOf(reply), groups))
+	elems, ok := cn.runElems(f, start, end, reply, "Hammer 7")
+	if !ok {
 		return
 	}
 	i := 0
