@@ -98,22 +98,28 @@ func heapInUse() uint64 {
 // its hash tag, so its slot, with a counted hot id: a slot migration moves
 // both.
 func chaosIDs(callers int) (counted, refusing []string, pick func(i, j int) string) {
-	hot := []string{"{hot0}", "{hot1}", "{hot2}", "{hot3}", "{hot0}string", "{hot2}string"}
-	counted = slices.Clone(hot[:4])
-	refusing = hot[4:]
+	// Two hot ids and every third caller's own are Hammer 7 fix windows
+	// (h7Mark), in the same slots as the others.
+	hot := []string{"{hot0}", "{hot1}", "{hot2}", "{hot3}", h7Mark + "{hot0}", h7Mark + "{hot1}", "{hot0}string", "{hot2}string"}
+	counted = slices.Clone(hot[:6])
+	refusing = hot[6:]
 	for i := range callers {
-		counted = append(counted, fmt.Sprint("caller", i))
+		id := fmt.Sprint("caller", i)
+		if i%3 == 0 {
+			id = h7Mark + id
+		}
+		counted = append(counted, id)
 	}
 	return counted, refusing, func(i, j int) string {
 		if j%2 == 0 {
 			return hot[(i+j/2)%len(hot)]
 		}
-		return counted[4+i]
+		return counted[6+i]
 	}
 }
 
 // chaosHotCounted returns the counted hot ids of chaosIDs.
-func chaosHotCounted(counted []string) []string { return counted[:4] }
+func chaosHotCounted(counted []string) []string { return counted[:6] }
 
 // chaosDeadline is caller i's deadline: 100-400ms.
 func chaosDeadline(i int) time.Duration { return time.Duration(100+100*(i%4)) * time.Millisecond }
@@ -292,7 +298,9 @@ func TestChaos(t *testing.T) {
 	// The backend authenticates as an ACL user with the minimal rights
 	// (internal/testenv), so that a fault may take one away; the default
 	// user is the admin.
-	srv := redistest.New(t, redistest.Options{AppendOnly: true, Args: testenv.ACLUserArgs()})
+	// The user's rights are in the arguments, so that they survive a
+	// restart: those of Hammer 7's fix windows too (h7Rights).
+	srv := redistest.New(t, redistest.Options{AppendOnly: true, Args: append(testenv.ACLUserArgs(), h7Rights...)})
 	admin, err := srv.Dial()
 	require.NoError(t, err)
 	testenv.Populate(t, admin, chaosUnrelated)

@@ -28,6 +28,7 @@ import (
 	"github.com/hammer-go/hammerredis/internal/faultproxy"
 	"github.com/hammer-go/hammerredis/internal/redistest"
 	"github.com/hammer-go/hammerredis/internal/testenv"
+	"github.com/hammer-go/hammerredis/protocol"
 )
 
 const (
@@ -155,13 +156,36 @@ func (l *faultLedger) hitWithin(b *hammerredis.Backend, id string, deadline time
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	begin := time.Now()
-	n, err := b.CountHitN(ctx, hammerredis.BucketKey{Bucket: faultBucket, ID: id}, begin.UnixMilli(), 1)
+	var n int64
+	var err error
+	if h7, ok := strings.CutPrefix(id, h7Mark); ok {
+		var r protocol.HitReply
+		r, err = b.Hit(ctx, protocol.Hit{Policy: h7Policy, ID: h7, Cost: 1, Now: h7Now})
+		n = r.Count
+	} else {
+		n, err = b.CountHitN(ctx, hammerredis.BucketKey{Bucket: faultBucket, ID: id}, begin.UnixMilli(), 1)
+	}
 	took := time.Since(begin)
 	// During or across a fault that makes Redis refuse commands.
 	redisFault := redisFaults%2 == 1 || l.redisFaults.Load() != redisFaults
 	l.record(id, n, err, took, deadline, redisFault)
 	return err
 }
+
+// Ids marked h7Mark are hit as Hammer 7 fix-window hits (protocol.Hit of
+// h7Policy, at h7Now), whose counter the ledger checks as it does a
+// bucket's count: exactly once per acknowledged hit, whatever the faults.
+const (
+	h7Mark = "h7:"
+	h7Now  = 4_102_444_800_000 // 2100-01-01: the window's key outlives the test
+)
+
+var h7Policy = protocol.Policy{Algorithm: protocol.FixWindow, Prefix: testenv.ACLPrefix + "h7", ScaleMs: 60_000, Limit: 1 << 40}
+
+// h7Rights are the ACL rights a backend's user needs for h7 ids besides
+// the minimal ones: the fix-window script's commands, and TIME for a
+// multi-key run's clock.
+var h7Rights = []string{"+incrby", "+pexpireat", "+time"}
 
 // storeMax raises v to x.
 func storeMax(v *atomic.Int64, x int64) {
@@ -208,7 +232,7 @@ func (l *faultLedger) record(id string, n int64, err error, took, deadline time.
 		l.wrongType.Add(1) // nothing counted
 	case redisErr && redisFault && strings.Contains(err.Error(), "NOPERM"):
 		l.noPerm.Add(1) // the command itself was refused: nothing ran
-	case redisErr && redisFault && !refusing && strings.Contains(err.Error(), "can't run this command"):
+	case redisErr && redisFault && !refusing && !strings.HasPrefix(id, h7Mark) && strings.Contains(err.Error(), "can't run this command"):
 		// The script failed after its HINCRBY: counted once, no count
 		// returned (each hit of a coalesced group run again one by one).
 		ta.countedErr++
@@ -309,7 +333,13 @@ func (l *faultLedger) check(t *testing.T, do keyDo, key func(id string) string) 
 			assert.Equal(t, want, v, "key %q holds its string still", key(id))
 			continue
 		}
-		final, err := redis.Int64(do("HGET", key(id), "count"))
+		var final int64
+		var err error
+		if h7, ok := strings.CutPrefix(id, h7Mark); ok {
+			final, err = redis.Int64(do("GET", h7Policy.Key(h7, h7Now)))
+		} else {
+			final, err = redis.Int64(do("HGET", key(id), "count"))
+		}
 		if errors.Is(err, redis.ErrNil) {
 			final, err = 0, nil
 		}
