@@ -340,10 +340,22 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 				return b.Get(ctx, protocol.Get{Policy: fix, ID: "nobody", Now: now})
 			},
 			hit(lb, "k", 1),
+			func(b *hammerredis.Backend) (int64, error) {
+				return b.Inc(ctx, protocol.Inc{Policy: sw, ID: "k", N: 1, Now: now})
+			},
+			func(b *hammerredis.Backend) (int64, error) {
+				return b.Get(ctx, protocol.Get{Policy: sw, ID: "k", Now: now})
+			},
+			hit(sw, "k", 1),
+			func(b *hammerredis.Backend) (int64, error) {
+				return b.Set(ctx, protocol.Set{Policy: sw, ID: "k2", Count: 3, Now: now})
+			},
+			hit(sw, "k2", 0),
+			hit(sw, "k", 0),
 		}
 	}
 	testenv.Do(t, f.Admin, "SET", "A:str:"+fmt.Sprint(now/60_000), "x") // not a number: INCRBY refuses it
-	want := []int64{1, 1, 1, -750, 2, 2, -9750, -750, 0, 1, -59_750, 0, 3}
+	want := []int64{1, 1, 1, -750, 2, 2, -9750, -750, 0, 1, -59_750, 0, 3, 2, 2, -9750, 3, -9750, 2}
 
 	written, release := holdPipeline(t, f, "multi7")
 	before := cmdCalls(t, f.Admin, "evalsha")
@@ -359,7 +371,7 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 	release()
 	wg.Wait()
 	assert.Equal(t, 1+written+2, cmdCalls(t, f.Admin, "evalsha")-before,
-		"the held hit and the probes written, then the last probe and one run for the thirteen")
+		"the held hit and the probes written, then the last probe and one run for the nineteen")
 	assert.ErrorIs(t, errs[8], hammerredis.ErrRedis, "INCRBY refused the string for its own call only")
 	errs[8] = nil
 	for i, err := range errs {
@@ -375,7 +387,7 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 	}
 	assert.ErrorIs(t, errs[8], hammerredis.ErrRedis)
 	assert.Equal(t, alone, got, "a run answers as the calls one by one")
-	for _, k := range []string{":k:" + fmt.Sprint(now/60_000), ":k:10000", "t:k", "l:k"} {
+	for _, k := range []string{":k:" + fmt.Sprint(now/60_000), ":k:10000", ":k2:10000", "t:k", "l:k"} {
 		da, err := redis.Bytes(f.Admin.Do("DUMP", "A"+k))
 		require.NoError(t, err, "A%s", k)
 		db, err := redis.Bytes(f.Admin.Do("DUMP", "B"+k))

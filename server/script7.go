@@ -77,44 +77,58 @@ end
 // the next i when taken keeps two runs of one microsecond from overwriting
 // each other's.
 const slidingLua = `
+local function zadd(key, s, us, k)
+  local base, score, i = int(s) .. '-' .. int(us) .. '-', int(s), 0
+  while k > 0 do
+    local args, m = {}, math.min(k, 256)
+    for j = 1, m do
+      i = i + 1
+      args[2 * j - 1], args[2 * j] = score, base .. i
+    end
+    k = k - redis.call('ZADD', key, 'NX', unpack(args))
+  end
+end
+local function zload(key, s, w)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(s - w))
+  return {count = redis.call('ZCARD', key), pending = 0}
+end
+local function zflush(key, st, s, us, w)
+  if st.pending > 0 then zadd(key, s, us, st.pending) end
+  redis.call('EXPIRE', key, int(w))
+  st.pending, st.dirty = 0, false
+end
+local function slide(st, key, op, limit, n, w, s, us)
+  if op == 'inc' or st.count + n <= limit then
+    st.count, st.pending, st.dirty = st.count + n, st.pending + n, true
+    return st.count
+  end
+  if n > limit then return {st.count, -1} end
+  local k, score = st.count + n - limit, s
+  if k <= st.count - st.pending then
+    local m = redis.call('ZRANGE', key, int(k - 1), int(k - 1), 'WITHSCORES')
+    score = tonumber(m[2])
+  end
+  return {st.count, (score + w) * 1000 - (s * 1000 + math.floor(us / 1000))}
+end
 local function sliding(key, op, w, limit, n, s, us)
   w, limit, n = tonumber(w), tonumber(limit), tonumber(n)
   if op == 'get' then
     return redis.call('ZCOUNT', key, '(' .. int(s - w), '+inf')
   end
-  local function add(k)
-    local base, score, i = int(s) .. '-' .. int(us) .. '-', int(s), 0
-    while k > 0 do
-      local args, m = {}, math.min(k, 256)
-      for j = 1, m do
-        i = i + 1
-        args[2 * j - 1], args[2 * j] = score, base .. i
-      end
-      k = k - redis.call('ZADD', key, 'NX', unpack(args))
-    end
-    redis.call('EXPIRE', key, int(w))
-  end
   if op == 'set' then
     local e = wrongtype(key, 'zset')
     if e then return e end
     redis.call('DEL', key)
-    if n > 0 then add(n) end
+    if n > 0 then
+      zadd(key, s, us, n)
+      redis.call('EXPIRE', key, int(w))
+    end
     return n
   end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(s - w))
-  local c = redis.call('ZCARD', key)
-  if op == 'inc' then
-    add(n)
-    return c + n
-  end
-  if c + n <= limit then
-    if n > 0 then add(n) else redis.call('EXPIRE', key, int(w)) end
-    return c + n
-  end
-  if n > limit then return {c, -1} end
-  local k = int(c + n - limit - 1)
-  local m = redis.call('ZRANGE', key, k, k, 'WITHSCORES')
-  return {c, (tonumber(m[2]) + w) * 1000 - (s * 1000 + math.floor(us / 1000))}
+  local st = zload(key, s, w)
+  local r = slide(st, key, op, limit, n, w, s, us)
+  if st.dirty then zflush(key, st, s, us, w) end
+  return r
 end
 `
 
@@ -234,14 +248,35 @@ return bucket1(false, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 // It returns one element per key: what its script would, or its error,
 // which does not stop the others. An error may come after a write (a
 // command the user may not run): the call is not run again. A bucket's hash
-// is read once and written once per run (bucketLua); should that write
-// fail, every hit that changed it gets the error.
+// is read once and written once per run (bucketLua), a sliding window
+// trimmed and counted once and its members added once (slidingLua); should
+// that write fail, every call that changed the key gets the error.
 const Multi7Lua = guardLua + fixLua + slidingLua + bucketLua + `
 local s, us = clock(ARGV[1])
-local out, hashes, writers = {}, {}, {}
+local out, hashes, zsets, zw, writers = {}, {}, {}, {}, {}
 local function failed(r)
   if type(r) == 'table' and r['err'] then return r end
   return {err = 'ERR ' .. tostring(r)}
+end
+-- run calls f on st, the cached state of key (loaded by load on its first
+-- call), and notes i among the writers of key when f changed it.
+local function run(cache, key, load, i, f, ...)
+  local ok, st = true, cache[key]
+  if not st then
+    ok, st = pcall(load)
+    if not ok then return false, st end
+    cache[key], writers[key] = st, writers[key] or {}
+  end
+  local dirty = st.dirty
+  st.dirty = false
+  local r
+  ok, r = pcall(f, st, ...)
+  if ok and st.dirty then table.insert(writers[key], i) end
+  st.dirty = st.dirty or dirty
+  return ok, r
+end
+local function fail(key, e)
+  for _, i in ipairs(writers[key] or {}) do out[i] = failed(e) end
 end
 for i = 1, #KEYS do
   local j, key = 5 * i - 3, KEYS[i]
@@ -249,29 +284,39 @@ for i = 1, #KEYS do
   local ok, r
   if alg == '1' then
     ok, r = pcall(fix, key, op, a, b)
+  elseif alg == '2' and (op == 'hit' or op == 'inc') then
+    local w = tonumber(a)
+    zw[key] = w
+    ok, r = run(zsets, key, function() return zload(key, s, w) end, i,
+      function(st) return slide(st, key, op, tonumber(b), tonumber(c), w, s, us) end)
+  elseif alg == '2' and op == 'get' and zsets[key] then
+    ok, r = true, zsets[key].count
   elseif alg == '2' then
+    -- set, or a get of a key this run has not touched: the window's
+    -- members first, as one by one
+    local st = zsets[key]
+    if st and st.dirty then
+      local fok, e = pcall(zflush, key, st, s, us, zw[key])
+      if not fok then fail(key, e) end
+    end
+    zsets[key], writers[key] = nil, nil
     ok, r = pcall(sliding, key, op, a, b, c, s, us)
   else
-    ok, r = true, nil
-    if not hashes[key] then ok, r = pcall(load, key) end
-    if ok then
-      if not hashes[key] then hashes[key], writers[key] = r, {} end
-      local st = hashes[key]
-      local dirty = st.dirty
-      st.dirty = false
-      ok, r = pcall(bucket, alg == '3', st, op, a, b, c, s, us)
-      if ok and st.dirty then table.insert(writers[key], i) end
-      st.dirty = st.dirty or dirty
-    end
+    ok, r = run(hashes, key, function() return load(key) end, i,
+      function(st) return bucket(alg == '3', st, op, a, b, c, s, us) end)
   end
   if ok then out[i] = r else out[i] = failed(r) end -- r may be false: a GET of no key
+end
+for key, st in pairs(zsets) do
+  if st.dirty then
+    local ok, e = pcall(zflush, key, st, s, us, zw[key])
+    if not ok then fail(key, e) end
+  end
 end
 for key, st in pairs(hashes) do
   if st.dirty then
     local ok, e = pcall(flush, key, st)
-    if not ok then
-      for _, i in ipairs(writers[key]) do out[i] = failed(e) end
-    end
+    if not ok then fail(key, e) end
   end
 end
 return out
