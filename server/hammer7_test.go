@@ -72,7 +72,7 @@ func TestFixWindowHitsOnOneKeyAreCoalesced(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case cmd == "PING" || strings.Contains(fmt.Sprint(args...), "first"):
+		case cmd == "PING" || strings.Contains(fmt.Sprint(args...), ":first:"):
 			return int64(1), nil
 		case cmd == "GET":
 			return nil, nil

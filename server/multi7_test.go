@@ -45,7 +45,7 @@ func TestHammer7CallsOfAFlightShareOneRun(t *testing.T) {
 	conn.do = func(cmd string, args ...any) (any, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if cmd == "PING" || strings.Contains(fmt.Sprint(args...), "first") {
+		if cmd == "PING" || strings.Contains(fmt.Sprint(args...), ":first:") {
 			return int64(1), nil
 		}
 		require.Equal(t, multi7.sha, args[0], "one run of the multi-key script")
@@ -88,7 +88,7 @@ func TestHammer7RunLostByRedisGoesAgainOneByOne(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case cmd == "PING" || strings.Contains(fmt.Sprint(args...), "first"):
+		case cmd == "PING" || strings.Contains(fmt.Sprint(args...), ":first:"):
 			return int64(1), nil
 		case args[0] == multi7.sha && lost:
 			lost = false
@@ -124,7 +124,7 @@ func TestHammer7RunWhoseReplyIsOddFailsItsCalls(t *testing.T) {
 	g := newGate()
 	conn := &fakeConn{}
 	conn.do = func(cmd string, args ...any) (any, error) {
-		if cmd == "PING" || strings.Contains(fmt.Sprint(args...), "first") {
+		if cmd == "PING" || strings.Contains(fmt.Sprint(args...), ":first:") {
 			return int64(1), nil
 		}
 		return []any{int64(1)}, nil // one element for two keys
