@@ -150,8 +150,9 @@
 // denied hit's RetryAfter is the window's end minus now. Its keys expire on
 // the backend's clock (Redis's), at the window's end: hosts whose clocks
 // disagree near a boundary count in neighbouring windows, as Elixir hosts
-// do, and a clock behind the backend's by a whole window counts nothing (a
-// test clock set in the past lets every hit through).
+// do, and a clock d behind the backend's counts nothing in the last d of
+// each window, whose key has expired already (a test clock set in the past
+// lets every hit through).
 //
 // The other three algorithms read the backend's clock (Redis TIME inside
 // their script, the memory backend's clock), so every host of a fleet

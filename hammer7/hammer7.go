@@ -182,14 +182,20 @@ func New(b Backend, p Policy) (*Limiter, error) {
 // time.Now. Only fix_window reads this clock (the Now of each request: its
 // window and its RetryAfter); the other algorithms, and the expiry of every
 // key, follow the backend's clock (Redis TIME). A fix-window key expires at
-// its window's end on the backend's clock, so a clock behind the backend's
-// by a window or more counts nothing: every hit is allowed. See the package
-// doc, Time.
+// its window's end on the backend's clock: with a clock d behind the
+// backend's, the hits of the last d of each window find their key already
+// expired and count nothing (every one is allowed). See the package doc,
+// Time.
 func (l *Limiter) WithClock(now func() time.Time) *Limiter {
 	c := *l
 	c.now = now
 	return &c
 }
+
+// Policy returns the limiter's policy as the backend sees it: algorithm,
+// prefix, window in ms or rate per second, limit or capacity (for headers
+// and logs).
+func (l *Limiter) Policy() protocol.Policy { return l.policy }
 
 // Result is the outcome of a hit. Being limited is a Result, not an error.
 type Result struct {

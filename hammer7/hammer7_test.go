@@ -101,6 +101,9 @@ func TestNewConvertsPolicies(t *testing.T) {
 		if got := f.last; got != want {
 			t.Errorf("New(%+v): backend got %+v, want %+v", tc.p, got, want)
 		}
+		if got := l.Policy(); got != tc.want {
+			t.Errorf("New(%+v).Policy() = %+v, want %+v", tc.p, got, tc.want)
+		}
 	}
 }
 
