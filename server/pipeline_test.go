@@ -508,8 +508,8 @@ func TestNextFlightGoesOutWhileRepliesComeIn(t *testing.T) {
 	var mu sync.Mutex
 	moreSent, allSent := 0, make(chan struct{})
 	conn := &fakeConn{}
-	conn.beforeSend = func(cmd string, args ...any) {
-		holdFirst(is(g))(cmd, args...)
+	conn.beforeSend = holdFirst(is(g))
+	conn.afterSend = func(cmd string, args ...any) { // once queued: counted in maxPending
 		if strings.Contains(fmt.Sprint(args...), ":r") {
 			mu.Lock()
 			defer mu.Unlock()

@@ -45,6 +45,8 @@ type fakeConn struct {
 	// beforeSend, if set, is called by Send before it queues the command:
 	// a test holds the writer there, so that calls queue behind it.
 	beforeSend func(cmd string, args ...any)
+	// afterSend, if set, is called by Send once the command is queued.
+	afterSend func(cmd string, args ...any)
 	// info is the reply to INFO at connection start.
 	info string
 }
@@ -123,14 +125,18 @@ func (c *fakeConn) Send(cmd string, args ...any) error {
 		c.beforeSend(cmd, printable(args)...)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.broken != nil {
+		c.mu.Unlock()
 		return c.broken
 	}
 	args = printable(args)
 	c.cmds = append(c.cmds, strings.TrimSpace(fmt.Sprintln(append([]any{cmd}, args...)...)))
 	c.pending = append(c.pending, sent{cmd, args})
 	c.maxPending = max(c.maxPending, len(c.pending))
+	c.mu.Unlock()
+	if c.afterSend != nil {
+		c.afterSend(cmd, args...)
+	}
 	return nil
 }
 
