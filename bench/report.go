@@ -280,17 +280,7 @@ func (r *report) writeWorkload(p printer, wl workload, chart string) {
 		return func(d driver) func(n int) string {
 			return func(n int) string {
 				res, ok := r.find(d.key, wl.name, n)
-				switch {
-				case !ok:
-					return "–"
-				case res.checks == 0:
-					return "failed"
-				}
-				s := cell(res)
-				if res.errors > 0 {
-					s += " (!)"
-				}
-				return s
+				return cellText(res, ok, cell)
 			}
 		}
 	}
@@ -679,4 +669,21 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0fms", us/1000)
 	}
+}
+
+// cellText formats one cell of a workload's tables from its result: "–"
+// without one (ok false), "failed" when it made no check, and "(!)" after
+// the text of a cell whose checks met errors.
+func cellText(res result, ok bool, cell func(result) string) string {
+	switch {
+	case !ok:
+		return "–"
+	case res.checks == 0:
+		return "failed"
+	}
+	s := cell(res)
+	if res.errors > 0 {
+		s += " (!)"
+	}
+	return s
 }

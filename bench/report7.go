@@ -203,17 +203,7 @@ func (r *report) writeWorkload7(p printer, wl workload) {
 	each := func(key string, cell func(res result) string) func(n int) string {
 		return func(n int) string {
 			res, ok := r.find7(key, wl.name, n)
-			switch {
-			case !ok:
-				return "–"
-			case res.checks == 0:
-				return "failed"
-			}
-			s := cell(res)
-			if res.errors > 0 {
-				s += " (!)"
-			}
-			return s
+			return cellText(res, ok, cell)
 		}
 	}
 
