@@ -93,6 +93,23 @@ func FuzzDecode(f *testing.F) {
 		if _, err := decodeCount(reply); err != nil && !errors.Is(err, protocol.ErrBadReply) {
 			t.Errorf("decodeCount: %v is not ErrBadReply", err)
 		}
+		for _, op := range []string{"hit", "get"} {
+			if _, err := decodeCount7(op, reply); err != nil && !errors.Is(err, protocol.ErrBadReply) {
+				t.Errorf("decodeCount7(%s): %v is not ErrBadReply", op, err)
+			}
+		}
+		for a := protocol.FixWindow; a <= protocol.TokenBucket; a++ {
+			h := &protocol.Hit{Policy: protocol.Policy{Algorithm: a, Prefix: "P", ScaleMs: 1000, Limit: 5, Rate: 1}, Cost: 1, Now: 1}
+			got, err := decodeHit(h, reply)
+			switch {
+			case err != nil && !errors.Is(err, protocol.ErrBadReply):
+				t.Errorf("decodeHit(%s): %v is not ErrBadReply", a, err)
+			case err == nil && !got.Allowed && got.RetryAfterMs < 1 && got.RetryAfterMs != protocol.Never:
+				t.Errorf("decodeHit(%s) = %+v: a deny without a wait", a, got)
+			case err == nil && got.Allowed && got.RetryAfterMs != 0:
+				t.Errorf("decodeHit(%s) = %+v: allowed with a wait", a, got)
+			}
+		}
 	})
 }
 
