@@ -573,3 +573,45 @@ func TestACLHammer7WithoutInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestACLHammer7RunWhoseWriteIsRefused: a multi-key run writes a bucket's
+// hash once, after its last hit; when Redis refuses that write, every hit
+// of the run that changed the hash gets the error, and nothing is counted.
+func TestACLHammer7RunWhoseWriteIsRefused(t *testing.T) {
+	srv := redistest.New(t)
+	admin := srv.Conn(t)
+	// Hammer 6's rights on its keys; on Hammer 7's, a selector that may
+	// read a hash but not write it.
+	testenv.SetUser(t, admin, "nohset", append(testenv.ACLRules("~"+testenv.ACLPrefix+"*",
+		append(slices.Clone(testenv.MinimalCommands), "+client|setname", "+time", "+script|load")...),
+		"(~H7:* +evalsha +eval +hmget)"))
+	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix,
+		RedisURL:    testenv.UserURL("redis", "nohset", testenv.ACLPassword, srv.Addr()),
+		RedixConfig: &hammerredis.RedisConfig{ClientName: "nohset"}})
+	ctx := context.Background()
+	tb := protocol.Policy{Algorithm: protocol.TokenBucket, Prefix: "H7", Limit: 10, Rate: 1}
+
+	written, release := holdPipeline(t, f, "nohset")
+	before := cmdCalls(t, admin, "evalsha")
+	errs := make([]chan error, 3)
+	for i := range errs {
+		errs[i] = make(chan error, 1)
+		go func() {
+			_, err := f.B.Hit(ctx, protocol.Hit{Policy: tb, ID: "k", Cost: 2})
+			errs[i] <- err
+		}()
+		for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "hit %d never queued", i)
+		}
+	}
+	release()
+	for i, ch := range errs {
+		err := <-ch
+		assert.ErrorIs(t, err, hammerredis.ErrRedis, "hit %d", i)
+		assert.ErrorContains(t, err, "can't access", "hit %d", i)
+	}
+	assert.Equal(t, 1+written+2, cmdCalls(t, admin, "evalsha")-before,
+		"the held hit and the probes written, then the last probe and one run for the three")
+	assert.EqualValues(t, 0, testenv.Do(t, admin, "EXISTS", "H7:k"), "nothing written")
+	assert.Zero(t, f.B.Stats().Restarts, "a refusal leaves the connection up")
+}
