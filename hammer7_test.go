@@ -14,6 +14,7 @@ import (
 	"github.com/hammer-go/hammerredis"
 	"github.com/hammer-go/hammerredis/hammer7"
 	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/rules7"
 	"github.com/hammer-go/hammerredis/internal/testenv"
 	"github.com/hammer-go/hammerredis/protocol"
 )
@@ -23,27 +24,9 @@ import (
 // (HAMMER7.md §3-7), and data written the way Elixir writes it, counted
 // into by the backend.
 
-// scriptClock is a settable clock for the scripts (WithScriptClock).
-type scriptClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *scriptClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *scriptClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // start7 starts a backend on the shared server whose scripts read clk
 // (nil: Redis TIME), and returns it with a Hammer 7 prefix of the test's own.
-func start7(t *testing.T, clk *scriptClock) (*testenv.Fixture, string) {
+func start7(t *testing.T, clk *rules7.Clock) (*testenv.Fixture, string) {
 	t.Helper()
 	opts := hammerredis.Options{}
 	if clk != nil {
@@ -109,7 +92,7 @@ func TestHammer7FixWindowCountsIntoElixirsKey(t *testing.T) {
 }
 
 func TestHammer7SlidingWindowData(t *testing.T) {
-	clk := &scriptClock{}
+	clk := &rules7.Clock{}
 	f, prefix := start7(t, clk)
 	ctx := context.Background()
 	p := protocol.Policy{Algorithm: protocol.SlidingWindow, Prefix: prefix, ScaleMs: 10_000, Limit: 2}
@@ -142,7 +125,7 @@ func TestHammer7SlidingWindowData(t *testing.T) {
 }
 
 func TestHammer7BucketsData(t *testing.T) {
-	clk := &scriptClock{}
+	clk := &rules7.Clock{}
 	f, prefix := start7(t, clk)
 	ctx := context.Background()
 	s0 := int64(1700000000)
@@ -206,8 +189,7 @@ func TestHammer7BucketsData(t *testing.T) {
 }
 
 func TestHammer7RefusesKeysOfAnotherType(t *testing.T) {
-	clk := &scriptClock{}
-	clk.Set(at(1700000000, 0))
+	clk := rules7.NewClock(at(1700000000, 0))
 	f, prefix := start7(t, clk)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
@@ -308,8 +290,7 @@ func TestHammer7RefusesAPrefixOverlappingHammer6Keys(t *testing.T) {
 
 func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 	srv := redistest.New(t)
-	clk := &scriptClock{}
-	clk.Set(at(4_102_444_800, 250_000)) // 2100-01-01: the fix window's key outlives the test
+	clk := rules7.NewClock(at(4_102_444_800, 250_000)) // 2100-01-01: the fix window's key outlives the test
 	opts := hammerredis.WithScriptClock(hammerredis.Options{RedixConfig: named("multi7")}, clk.Now)
 	f := start(t, srv, opts)
 	one := start(t, srv, hammerredis.WithScriptClock(hammerredis.Options{DisableCoalescing: true}, clk.Now))

@@ -368,12 +368,15 @@ func (r *report) writeWorkload(p printer, wl workload, chart string) {
 	}
 	p("")
 
+	writeProblems(p, r.results, wl.name)
+}
+
+// writeProblems lists the cells of workload among results whose checks
+// failed or were denied (marked (!) in the tables), if any.
+func writeProblems(p printer, results []result, workload string) {
 	var problems []string
-	for _, res := range r.results {
-		if res.workload.name != wl.name {
-			continue
-		}
-		if res.errors > 0 || res.denied > 0 {
+	for _, res := range results {
+		if res.workload.name == workload && (res.errors > 0 || res.denied > 0) {
 			problems = append(problems, fmt.Sprintf("- %s, %d callers: %d errors, %d denied; first error: %s",
 				res.driver.name, res.callers, res.errors, res.denied, res.firstErr))
 		}

@@ -252,19 +252,5 @@ func (r *report) writeWorkload7(p printer, wl workload) {
 		p("")
 	}
 
-	var problems []string
-	for _, res := range r.results7 {
-		if res.workload.name == wl.name && (res.errors > 0 || res.denied > 0) {
-			problems = append(problems, fmt.Sprintf("- %s, %d callers: %d errors, %d denied; first error: %s",
-				res.driver.name, res.callers, res.errors, res.denied, res.firstErr))
-		}
-	}
-	if len(problems) > 0 {
-		p("Cells marked (!) had failed checks, not counted in checks/s:")
-		p("")
-		for _, s := range problems {
-			p("%s", s)
-		}
-		p("")
-	}
+	writeProblems(p, r.results7, wl.name)
 }

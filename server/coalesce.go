@@ -45,36 +45,29 @@ func (cn *conn) plan(f *flight, coalesce bool) {
 		switch r := c.req.(type) {
 		case *protocol.GetBucket:
 			cn.last[r.Key] = -1 // read here: not coalesced
-		case *protocol.Get:
-			cn.lastFix[fixKeyOf(r.Policy, r.ID, r.Now)] = -1
-		case *protocol.Set:
-			cn.lastFix[fixKeyOf(r.Policy, r.ID, r.Now)] = -1
+		case *protocol.Get, *protocol.Set:
+			if fk := windowKey(r); fk.prefix != "" {
+				cn.lastFix[fk] = -1 // read or replaced here: not coalesced
+			}
 		}
 	}
 	for i, c := range calls {
 		if c.asking {
 			continue // an ASKING call goes alone
 		}
+		h, isHit := c.req.(*protocol.CountHit)
+		fk := fixKeyOf(c.req)
 		var j int32
 		var seen bool
-		var inc int64
-		var fk fixKey
-		switch r := c.req.(type) {
-		case *protocol.CountHit:
-			j, seen = cn.last[r.Key]
-			inc = r.Increment
-		case *protocol.Hit:
-			fk, inc = fixKeyOf(r.Policy, r.ID, r.Now), r.Cost
-		case *protocol.Inc:
-			fk, inc = fixKeyOf(r.Policy, r.ID, r.Now), r.N
-		default:
-			continue
-		}
-		if fk.prefix != "" {
+		switch {
+		case isHit:
+			j, seen = cn.last[h.Key]
+		case fk.prefix != "":
 			j, seen = cn.lastFix[fk]
-		} else if _, ok := c.req.(*protocol.CountHit); !ok {
-			continue // not a fix window: one script run each
+		default:
+			continue // a read, or not a fix window: alone
 		}
+		inc := increment(c)
 		switch {
 		case seen && j < 0:
 			continue
@@ -85,23 +78,36 @@ func (cn *conn) plan(f *flight, coalesce bool) {
 		default: // a new group; see sameSign and addOverflows
 			f.sum[i] = inc
 		}
-		if fk.prefix != "" {
-			cn.lastFix[fk] = int32(i)
+		if isHit {
+			cn.last[h.Key] = int32(i)
 		} else {
-			cn.last[c.req.(*protocol.CountHit).Key] = int32(i)
+			cn.lastFix[fk] = int32(i)
 		}
 	}
 }
 
 // fixKey names a fix window's key without building it: the prefix, the id
-// and the window. Its prefix is "" for any other algorithm (a policy's
-// prefix never is).
+// and the window. Its prefix is "" for any other call (a policy's prefix
+// never is).
 type fixKey struct {
 	prefix, id string
 	window     int64
 }
 
-func fixKeyOf(p protocol.Policy, id string, now int64) fixKey {
+// fixKeyOf returns the key of a fix-window hit or inc, the calls that
+// coalesce; fixKey{} for any other.
+func fixKeyOf(req protocol.Request) fixKey {
+	switch req.(type) {
+	case *protocol.Hit, *protocol.Inc:
+		return windowKey(req)
+	}
+	return fixKey{}
+}
+
+// windowKey returns the key of a Hammer 7 call of a fix window, fixKey{}
+// for another algorithm.
+func windowKey(req protocol.Request) fixKey {
+	p, id, now, _, _ := call7(req)
 	if p.Algorithm != protocol.FixWindow {
 		return fixKey{}
 	}
