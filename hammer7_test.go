@@ -3,6 +3,7 @@ package hammerredis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,4 +376,40 @@ func TestHammer7CallsQueuedTogetherShareOneRun(t *testing.T) {
 		require.NoError(t, err, "B%s", k)
 		assert.Equal(t, db, da, "key %s holds the same data", k)
 	}
+}
+
+// TestHammer7TimeoutsCancelsAndStop walks Hammer 7's calls through the
+// failure paths the pipeline shares with count_hit: a call in the air past
+// its timeout (outcome unknown, run once), calls queued behind it that time
+// out or are cancelled (never sent), and calls after Stop.
+func TestHammer7TimeoutsCancelsAndStop(t *testing.T) {
+	srv := redistest.New(t)
+	f := start(t, srv, hammerredis.Options{RedixConfig: named("slow7"), CallTimeout: 300 * time.Millisecond})
+	p := protocol.Policy{Algorithm: protocol.FixWindow, Prefix: "H7", ScaleMs: 60_000, Limit: 100}
+	now := time.Now().UnixMilli()
+	hit := func(ctx context.Context) error {
+		_, err := f.B.Hit(ctx, protocol.Hit{Policy: p, ID: "t", Cost: 1, Now: now})
+		return err
+	}
+	testenv.Do(t, f.Admin, "CLIENT", "PAUSE", 20000, "WRITE")
+
+	assert.ErrorIs(t, hit(context.Background()), hammerredis.ErrTimeout, "in the air: the call timeout passes")
+	waitClient(t, f.Admin, "slow7", func(l string) bool { return strings.Contains(l, " flags=b ") })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := hit(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "queued behind it")
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	assert.ErrorIs(t, hit(ctx), context.Canceled)
+
+	testenv.Do(t, f.Admin, "CLIENT", "UNPAUSE")
+	r, err := f.B.Hit(context.Background(), protocol.Hit{Policy: p, ID: "t", Cost: 1, Now: now})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, r.Count, "the hit in the air ran once when Redis resumed; the abandoned ones never did")
+
+	hammerredis.Stop(f.B)
+	assert.ErrorIs(t, hit(context.Background()), hammerredis.ErrStopped)
+	_, err = f.B.Get(context.Background(), protocol.Get{Policy: p, ID: "t", Now: now})
+	assert.ErrorIs(t, err, hammerredis.ErrStopped)
 }
