@@ -418,6 +418,8 @@ type FakeSentinel struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	asked  int           // get-master-addr-by-name answered; guarded by mu
+	askedC chan struct{} // closed and replaced at each answer; guarded by mu
 }
 
 // NewFrozenSentinel starts a fake sentinel that accepts connections and
@@ -442,7 +444,7 @@ func newFakeSentinel(t testing.TB, master string) *FakeSentinel {
 	if err != nil {
 		t.Fatalf("redistest: fake sentinel: %v", err)
 	}
-	f := &FakeSentinel{l: l, master: master, conns: map[net.Conn]struct{}{}}
+	f := &FakeSentinel{l: l, master: master, conns: map[net.Conn]struct{}{}, askedC: make(chan struct{})}
 	f.wg.Add(1)
 	go f.accept()
 	t.Cleanup(f.Close)
@@ -451,6 +453,33 @@ func newFakeSentinel(t testing.TB, master string) *FakeSentinel {
 
 // Addr returns "127.0.0.1:<port>".
 func (f *FakeSentinel) Addr() string { return f.l.Addr().String() }
+
+// Asked returns how many times f has named the master so far.
+func (f *FakeSentinel) Asked() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.asked
+}
+
+// WaitAsked waits until f has named the master n times in all, or fails
+// the test after ten seconds.
+func (f *FakeSentinel) WaitAsked(t testing.TB, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		asked, changed := f.asked, f.askedC
+		f.mu.Unlock()
+		if asked >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("redistest: fake sentinel asked %d times, want %d", asked, n)
+		}
+	}
+}
 
 // Close stops listening, closes every connection and waits for their
 // goroutines. It is idempotent.
@@ -519,6 +548,11 @@ func (f *FakeSentinel) serve(c net.Conn) {
 			} else {
 				reply = "*2\r\n" + bulk(host) + bulk(port)
 			}
+			f.mu.Lock()
+			f.asked++
+			close(f.askedC)
+			f.askedC = make(chan struct{})
+			f.mu.Unlock()
 		case cmd == "SUBSCRIBE":
 			for _, ch := range args[1:] {
 				subscribed++

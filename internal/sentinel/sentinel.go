@@ -187,7 +187,7 @@ func (w *Watcher) kickPoll() {
 }
 
 // poll asks every sentinel and follows the master that a majority of those
-// that answered name.
+// that answered name, once that server answers ROLE as the master.
 func (w *Watcher) poll(ctx context.Context) {
 	w.mu.Lock()
 	gen := w.gen // an event during the poll wins over its answers
@@ -202,14 +202,21 @@ func (w *Watcher) poll(ctx context.Context) {
 		return // no majority: a failover is under way, or a sentinel lags
 	}
 	w.mu.Lock()
-	fenced, promoted, since := w.fenced, w.master, time.Since(w.fencedAt)
+	fenced, known, since := w.fenced, w.master, time.Since(w.fencedAt)
 	w.mu.Unlock()
 	if fenced != "" && best == fenced {
 		// The sentinels name the old master until the failover ends. It
 		// failed only if the replica it promotes is still not the master.
-		if since < w.promotionWait || w.isMaster(ctx, promoted) {
+		if since < w.promotionWait || w.isMaster(ctx, known) {
 			return
 		}
+	}
+	if best != known && best != fenced && !w.isMaster(ctx, best) {
+		// Sentinels that lag, or were misconfigured, name a replica: the
+		// dialers tried it and moved on, and following it would drop
+		// every connection on each poll. A failover names its replica
+		// only once it is promoted.
+		return
 	}
 	w.mu.Lock()
 	var servers []Redialer
