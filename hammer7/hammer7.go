@@ -157,25 +157,37 @@ func New(b Backend, p Policy) (*Limiter, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: hammer7: nil backend", protocol.ErrInvalid)
 	}
+	pp, err := Resolve(b, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Limiter{backend: b, policy: pp, now: time.Now}, nil
+}
+
+// Resolve returns p as the backend sees it, or the error [New] would give
+// for p on backend b: a policy out of range, or a Prefix whose keys could
+// be Hammer 6 keys of b (when b is a [KeyPrefixer]). Packages that build
+// checks of several limits (hammer.Checker) call it.
+func Resolve(b any, p Policy) (protocol.Policy, error) {
 	if p == nil {
-		return nil, fmt.Errorf("%w: hammer7: nil policy", protocol.ErrInvalid)
+		return protocol.Policy{}, fmt.Errorf("%w: hammer7: nil policy", protocol.ErrInvalid)
 	}
 	pp, err := p.policy()
 	if err == nil {
 		err = pp.Validate()
 	}
 	if err != nil {
-		return nil, err
+		return protocol.Policy{}, err
 	}
 	if kp, ok := b.(KeyPrefixer); ok {
 		k6, k7 := kp.KeyPrefix(), pp.Prefix+":"
 		if strings.HasPrefix(k6, k7) || strings.HasPrefix(k7, k6) {
-			return nil, fmt.Errorf("%w: %s: prefix %q gives keys %q… that can also be the backend's Hammer 6 keys %q…; "+
+			return protocol.Policy{}, fmt.Errorf("%w: %s: prefix %q gives keys %q… that can also be the backend's Hammer 6 keys %q…; "+
 				"choose a prefix such that neither of %q and %q starts with the other",
 				protocol.ErrInvalid, pp.Algorithm, pp.Prefix, k7, k6, k7, k6)
 		}
 	}
-	return &Limiter{backend: b, policy: pp, now: time.Now}, nil
+	return pp, nil
 }
 
 // WithClock returns a copy of l that reads the time from now instead of

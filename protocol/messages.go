@@ -30,7 +30,8 @@ type BucketInfo struct {
 
 // Request is one call to the server goroutine. The set is closed: CountHit,
 // GetBucket and DeleteBuckets (Hammer 6), and Hit, Inc, Set and Get
-// (Hammer 7, hammer7.go) are the only implementations.
+// (Hammer 7, hammer7.go) and Check (several limits, check.go) are the only
+// implementations.
 type Request interface {
 	// Op names the operation as the Elixir library does, e.g. "count_hit".
 	Op() string

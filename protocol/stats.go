@@ -32,15 +32,16 @@ type Stats struct {
 }
 
 // OpCounts counts calls by operation: Hammer 6's, then Hammer 7's (Hit,
-// Inc, Set, Get, over every algorithm).
+// Inc, Set, Get, over every algorithm), then Check (several limits at once).
 type OpCounts struct {
 	CountHit, GetBucket, DeleteBuckets uint64
 	Hit, Inc, Set, Get                 uint64
+	Check                              uint64
 }
 
 // Total returns the sum over all operations.
 func (c OpCounts) Total() uint64 {
-	return c.CountHit + c.GetBucket + c.DeleteBuckets + c.Hit + c.Inc + c.Set + c.Get
+	return c.CountHit + c.GetBucket + c.DeleteBuckets + c.Hit + c.Inc + c.Set + c.Get + c.Check
 }
 
 // ErrorCounts counts failed calls by the sentinel error they matched.
@@ -105,6 +106,7 @@ func (s Stats) Add(o Stats) Stats {
 	c, oc := &r.Calls, o.Calls
 	c.CountHit, c.GetBucket, c.DeleteBuckets = c.CountHit+oc.CountHit, c.GetBucket+oc.GetBucket, c.DeleteBuckets+oc.DeleteBuckets
 	c.Hit, c.Inc, c.Set, c.Get = c.Hit+oc.Hit, c.Inc+oc.Inc, c.Set+oc.Set, c.Get+oc.Get
+	c.Check += oc.Check
 	e, oe := &r.Errors, o.Errors
 	e.Closed += oe.Closed
 	e.Disconnected += oe.Disconnected
