@@ -359,7 +359,7 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 			return Decision{}, err
 		}
 		if err != errDegraded {
-			c.health.failed(c.cfg.Logger, err, c.cfg.FallbackShare)
+			c.health.failed(c.cfg.Logger, err, c.cfg.FallbackShare, now)
 		}
 		for i := range req.Limits {
 			s := c.share[i]

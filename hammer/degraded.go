@@ -39,10 +39,10 @@ func (h *health) tryBackend(b CheckBackend, now time.Time) bool {
 	return h.nextTrial.CompareAndSwap(next, now.UnixNano()+int64(h.probeEvery))
 }
 
-// failed records a failed backend call: the checker is degraded until a
-// trial succeeds.
-func (h *health) failed(logger *slog.Logger, err error, share float64) {
-	h.nextTrial.Store(time.Now().UnixNano() + int64(h.probeEvery))
+// failed records a backend call made at now that failed: the checker is
+// degraded until a trial succeeds.
+func (h *health) failed(logger *slog.Logger, err error, share float64, now time.Time) {
+	h.nextTrial.Store(now.UnixNano() + int64(h.probeEvery))
 	if !h.degraded.Swap(true) {
 		logger.Warn("hammer: the rate-limit backend failed; limiting in process (degraded mode)",
 			"error", err, "share", share)
