@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hammer-go/hammerredis/protocol"
 )
@@ -73,8 +74,10 @@ type instant struct {
 }
 
 // instant reads the clock. Call it with the key's shard locked.
-func (t *table) instant() instant {
-	now := t.now()
+func (t *table) instant() instant { return instantAt(t.now()) }
+
+// instantAt is the instant of now.
+func instantAt(now time.Time) instant {
 	s := now.Unix() // floor, as nanoseconds are never negative
 	return instant{s: s, ms: s*1000 + int64(now.Nanosecond())/1e6}
 }
@@ -107,16 +110,21 @@ func (b *Backend) Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, e
 		return protocol.HitReply{}, err
 	}
 	defer s.mu.Unlock()
-	p, op := r.Policy, r.Op()
+	return s.hit(k, r.Policy, r.Cost, r.Now, now, r.Op())
+}
+
+// hit is the hit of cost on key k under the validated policy p, by p's
+// algorithm; nowMs is the caller's clock (fix_window's window).
+func (s *shard7) hit(k []byte, p protocol.Policy, cost, nowMs int64, now instant, op string) (protocol.HitReply, error) {
 	switch p.Algorithm {
 	case protocol.FixWindow:
-		return s.fixHit(k, p, r.Cost, r.Now, now, op)
+		return s.fixHit(k, p, cost, nowMs, now, op)
 	case protocol.SlidingWindow:
-		return s.slidingHit(k, p, r.Cost, now, op)
+		return s.slidingHit(k, p, cost, now, op)
 	case protocol.LeakyBucket:
-		return s.leakyHit(k, p, r.Cost, now, op)
+		return s.leakyHit(k, p, cost, now, op)
 	default: // protocol.TokenBucket: Validate let no other through
-		return s.tokenHit(k, p, r.Cost, now, op)
+		return s.tokenHit(k, p, cost, now, op)
 	}
 }
 
@@ -506,8 +514,11 @@ func compareInt(a, b int64) int {
 
 // shard returns the shard of key k.
 func (st *store7) shard(seed maphash.Seed, k []byte) *shard7 {
-	return &st.shards[maphash.Bytes(seed, k)&(numShards-1)]
+	return &st.shards[shardIndex7(seed, k)]
 }
+
+// shardIndex7 returns the index of key k's shard in store7.shards.
+func shardIndex7(seed maphash.Seed, k []byte) uint64 { return maphash.Bytes(seed, k) & (numShards - 1) }
 
 // live returns the entry of key k, nil when there is none or it has
 // expired; an expired one is deleted, as Redis deletes a key it finds

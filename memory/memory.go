@@ -176,22 +176,37 @@ func (b *Backend) countHit(ctx context.Context, key protocol.BucketKey, now, inc
 	s := b.t.shard(key.ID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e, err := b.t.counted(s.ids[key.ID][key.Bucket], now, increment, clock, op)
+	if err != nil {
+		return 0, err
+	}
+	s.store(key, e)
+	return e.count, nil
+}
 
+// counted returns what bucket e (nil: none) becomes when increment is
+// added at now (the caller's ms) and clock (the wall clock, ns): e's next
+// count, or a fresh bucket when e is missing or has expired. An overflow
+// is HINCRBY's error, as Redis answers it; the script stops there, so
+// neither the bucket nor its expiry changes. It changes nothing itself.
+func (t *table) counted(e *entry, now, increment, clock int64, op string) (entry, error) {
+	if e == nil || t.expired(e, clock) {
+		return entry{count: increment, created: now, updated: now, touched: clock}, nil
+	}
+	count, ok := add(e.count, increment)
+	if !ok {
+		return entry{}, fmt.Errorf("%w (%s): increment or decrement would overflow", protocol.ErrRedis, op)
+	}
+	return entry{count: count, created: e.created, updated: now, touched: clock}, nil
+}
+
+// store sets bucket key to e, in place when it exists (expired or not).
+// Call it with s locked.
+func (s *shard) store(key protocol.BucketKey, e entry) {
 	buckets := s.ids[key.ID]
-	if e := buckets[key.Bucket]; e != nil {
-		if !b.t.expired(e, clock) {
-			count, ok := add(e.count, increment)
-			if !ok {
-				// As Redis answers HINCRBY; the script stops there, so
-				// neither the bucket nor its expiry changes.
-				return 0, fmt.Errorf("%w (%s): increment or decrement would overflow", protocol.ErrRedis, op)
-			}
-			*e = entry{count: count, created: e.created, updated: now, touched: clock}
-			return count, nil
-		}
-		// Expired and not swept yet: start afresh in place.
-		*e = entry{count: increment, created: now, updated: now, touched: clock}
-		return increment, nil
+	if old := buckets[key.Bucket]; old != nil {
+		*old = e
+		return
 	}
 	if buckets == nil {
 		buckets = make(map[int64]*entry, 1)
@@ -200,8 +215,9 @@ func (b *Backend) countHit(ctx context.Context, key protocol.BucketKey, now, inc
 		s.ids[strings.Clone(key.ID)] = buckets
 		s.peak = max(s.peak, len(s.ids))
 	}
-	buckets[key.Bucket] = &entry{count: increment, created: now, updated: now, touched: clock}
-	return increment, nil
+	fresh := new(entry) // here only: an in-place store allocates nothing
+	*fresh = e
+	buckets[key.Bucket] = fresh
 }
 
 // GetBucket reads the bucket key without changing it, nor its expiry. It
@@ -302,9 +318,10 @@ func (b *Backend) check(ctx context.Context, op, id string) error {
 }
 
 // shard returns the shard of id.
-func (t *table) shard(id string) *shard {
-	return &t.shards[maphash.String(t.seed, id)&(numShards-1)]
-}
+func (t *table) shard(id string) *shard { return &t.shards[t.shardIndex(id)] }
+
+// shardIndex returns the index of id's shard in t.shards.
+func (t *table) shardIndex(id string) uint64 { return maphash.String(t.seed, id) & (numShards - 1) }
 
 // expired reports whether more than the TTL has passed between e's latest
 // hit and clock (ns), as Redis expires a key once its clock is past the
