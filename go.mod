@@ -3,6 +3,7 @@ module github.com/hammer-go/hammerredis
 go 1.25
 
 require (
+	github.com/dunglas/httpsfv v1.1.2
 	github.com/gomodule/redigo v1.9.3
 	github.com/stretchr/testify v1.12.1
 	github.com/thejerf/suture/v4 v4.0.6
