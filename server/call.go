@@ -33,6 +33,11 @@ type call struct {
 	inc7 protocol.Inc
 	set7 protocol.Set
 	get7 protocol.Get
+	// check is a Check's request; keys holds its limits' keys, each
+	// ending at keyEnds (check.go).
+	check   protocol.Check
+	keys    []byte
+	keyEnds []int
 
 	asking bool // send ASKING first (a Redis Cluster ASK redirect)
 	state  atomic.Int32
@@ -45,6 +50,8 @@ type call struct {
 	err     error
 	allowed bool  // Hit's
 	retry   int64 // Hit's RetryAfterMs
+	// decisions are a Check's.
+	decisions []protocol.HitReply
 	// received is set by the caller once it has read done: only then is
 	// the call free of the server and the queue.
 	received bool
@@ -72,10 +79,17 @@ func (c *call) release() {
 	}
 	c.req, c.hit, c.get = nil, protocol.CountHit{}, protocol.GetBucket{}
 	c.hit7, c.inc7, c.set7, c.get7 = protocol.Hit{}, protocol.Inc{}, protocol.Set{}, protocol.Get{}
+	c.check, c.decisions = protocol.Check{}, nil
+	if cap(c.keys) > maxPooledKeys {
+		c.keys = nil // a check of huge ids: not kept in the pool
+	}
 	c.count, c.bucket, c.err, c.allowed, c.retry = 0, nil, nil, false, 0
 	c.received, c.asking = false, false
 	callPool.Put(c)
 }
+
+// maxPooledKeys bounds the key buffer a pooled call keeps.
+const maxPooledKeys = 4096
 
 // take claims the call for execution; false means the caller has left.
 func (c *call) take() bool { return c.state.CompareAndSwap(callQueued, callTaken) }
@@ -98,6 +112,14 @@ func (c *call) answer(count int64, bucket *protocol.BucketInfo, err error) {
 func (c *call) answerHit(r protocol.HitReply) {
 	if c.state.CompareAndSwap(callTaken, callAnswered) {
 		c.count, c.allowed, c.retry = r.Count, r.Allowed, r.RetryAfterMs
+		c.done <- struct{}{}
+	}
+}
+
+// answerCheck answers a taken Check, once.
+func (c *call) answerCheck(d []protocol.HitReply) {
+	if c.state.CompareAndSwap(callTaken, callAnswered) {
+		c.decisions = d
 		c.done <- struct{}{}
 	}
 }

@@ -72,7 +72,7 @@ func (s *Server) call(ctx context.Context, c *call, timeout time.Duration) error
 }
 
 func (s *Server) wait(ctx context.Context, c *call, now time.Time, timeout time.Duration) error {
-	if err := c.req.Validate(); err != nil {
+	if err := s.validate(c); err != nil {
 		return err
 	}
 	if s.Stopped() {

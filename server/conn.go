@@ -232,12 +232,13 @@ func (cn *conn) inAir() int { return int(cn.srv.stats.inAir.Load()) }
 func (cn *conn) addInAir(n int) { cn.srv.stats.inAir.Add(int64(n)) }
 
 // take adds c to the batch unless its caller has left: an abandoned call is
-// never sent. A Hammer 7 call that the server cannot run fails unsent.
+// never sent. A Hammer 7 call or a check (whose script is built on Hammer
+// 7's) that the server cannot run fails unsent.
 func (cn *conn) take(c *call) {
 	if !c.take() {
 		return
 	}
-	if cn.tooOld7 != "" && isHammer7(c.req) {
+	if _, check := c.req.(*protocol.Check); cn.tooOld7 != "" && (check || isHammer7(c.req)) {
 		c.fail(fmt.Errorf("%w (%s): %s", protocol.ErrUnsupported, c.req.Op(), cn.tooOld7))
 		return
 	}

@@ -41,6 +41,8 @@ func (cn *conn) send(c *call, evalSource bool) error {
 		return cn.rc.Send("HMGET", cn.args...)
 	case *protocol.Hit, *protocol.Inc, *protocol.Set, *protocol.Get:
 		return cn.send7(c, -1, evalSource)
+	case *protocol.Check:
+		return cn.sendCheck(c, evalSource)
 	default:
 		return fmt.Errorf("%w: %T cannot be pipelined", protocol.ErrInvalid, r)
 	}
@@ -89,6 +91,13 @@ func (cn *conn) finish(c *call, reply any, err error) {
 			return
 		}
 		c.answerHit(h)
+	case *protocol.Check:
+		d, err := decodeCheck(r, reply)
+		if err != nil {
+			c.fail(callErr(cn.rc, c.req, err))
+			return
+		}
+		c.answerCheck(d)
 	default: // Inc, Set, Get
 		n, err := decodeCount7(c.req.Op(), reply)
 		if err != nil {

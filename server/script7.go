@@ -75,7 +75,10 @@ end
 // to decode; the others return the count. Members are "<s>-<µs>-<i>": the
 // dash keeps them apart from Elixir's all-digit members, and ZADD NX with
 // the next i when taken keeps two runs of one microsecond from overwriting
-// each other's.
+// each other's. A window's state counts the members left (count), those
+// added by this run and not yet written (pending), and those older than the
+// window still stored (gone: 0 once zload has trimmed them; the check
+// script reads without trimming, check.go).
 const slidingLua = `
 local function zadd(key, s, us, k)
   local base, score, i = int(s) .. '-' .. int(us) .. '-', int(s), 0
@@ -90,7 +93,7 @@ local function zadd(key, s, us, k)
 end
 local function zload(key, s, w)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', int(s - w))
-  return {count = redis.call('ZCARD', key), pending = 0}
+  return {count = redis.call('ZCARD', key), pending = 0, gone = 0}
 end
 local function zflush(key, st, s, us, w)
   if st.pending > 0 then zadd(key, s, us, st.pending) end
@@ -105,7 +108,7 @@ local function slide(st, key, op, limit, n, w, s, us)
   if n > limit then return {st.count, -1} end
   local k, score = st.count + n - limit, s
   if k <= st.count - st.pending then
-    local m = redis.call('ZRANGE', key, int(k - 1), int(k - 1), 'WITHSCORES')
+    local m = redis.call('ZRANGE', key, int(st.gone + k - 1), int(st.gone + k - 1), 'WITHSCORES')
     score = tonumber(m[2])
   end
   return {st.count, (score + w) * 1000 - (s * 1000 + math.floor(us / 1000))}

@@ -17,7 +17,7 @@ const latencyBuckets = 26
 // stats holds the live counters behind a protocol.Stats snapshot; every field is updated atomically, so
 // recording never locks and never allocates.
 type stats struct {
-	calls        [7]atomic.Uint64 // by opIndex
+	calls        [8]atomic.Uint64 // by opIndex
 	errors       [9]atomic.Uint64 // by errIndex
 	connects     atomic.Uint64
 	restarts     atomic.Uint64
@@ -43,6 +43,8 @@ func opIndex(req protocol.Request) int {
 		return 5
 	case *protocol.Get:
 		return 6
+	case *protocol.Check:
+		return 7
 	default:
 		return 2
 	}
@@ -93,7 +95,7 @@ func (st *stats) snapshot() protocol.Stats {
 	var s protocol.Stats
 	c := &st.calls
 	s.Calls = protocol.OpCounts{CountHit: c[0].Load(), GetBucket: c[1].Load(), DeleteBuckets: c[2].Load(),
-		Hit: c[3].Load(), Inc: c[4].Load(), Set: c[5].Load(), Get: c[6].Load()}
+		Hit: c[3].Load(), Inc: c[4].Load(), Set: c[5].Load(), Get: c[6].Load(), Check: c[7].Load()}
 	e := &st.errors
 	s.Errors = protocol.ErrorCounts{Closed: e[0].Load(), Disconnected: e[1].Load(), Timeout: e[2].Load(),
 		Canceled: e[3].Load(), Stopped: e[4].Load(), Invalid: e[5].Load(), Redis: e[6].Load(),

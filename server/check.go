@@ -1,0 +1,176 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/hammer-go/hammerredis/protocol"
+)
+
+// A protocol.Check goes through the pipeline as one call: one run of the
+// check script (scriptcheck.go), alone in its flight (never coalesced nor
+// in a multi-key run), sent again as EVAL after NOSCRIPT like the other
+// scripts, never after its outcome is unknown. Its keys are built on the
+// caller's goroutine (validate), so that a check whose limits would write
+// one key as two types is refused before it is queued, and the writer only
+// copies them.
+
+// Check decides every limit of r in one script run; asking sends ASKING
+// first (a Redis Cluster ASK redirect). On a Redis Cluster every key of r
+// must be in one slot (the router splits a check that is not). It needs
+// Redis 7.0, as Hammer 7's calls do: on an older server it fails unsent
+// with protocol.ErrUnsupported.
+func (s *Server) Check(ctx context.Context, r protocol.Check, asking bool) (protocol.CheckReply, error) {
+	c := getCall()
+	c.asking = asking
+	c.check = r
+	c.req = &c.check
+	err := s.call(ctx, c, s.cfg.CallTimeout)
+	var rep protocol.CheckReply
+	if c.received && err == nil {
+		rep.Decisions = c.decisions
+	}
+	c.release()
+	return rep, err
+}
+
+// validate checks c's request before it is queued; for a check it also
+// builds the keys, which validateCheck needs and sendCheck sends.
+func (s *Server) validate(c *call) error {
+	if err := c.req.Validate(); err != nil {
+		return err
+	}
+	if r, ok := c.req.(*protocol.Check); ok {
+		return c.checkKeys(s.layout(), r)
+	}
+	return nil
+}
+
+// checkKeys writes the keys of r's limits into c.keys, ending at
+// c.keyEnds, and refuses two limits that would write one key as different
+// types (a Hammer 7 prefix that overlaps the Hammer 6 layout, or ids with
+// colons): their calls one by one would fail with WRONGTYPE, or mix their
+// data in one hash.
+func (c *call) checkKeys(layout protocol.Layout, r *protocol.Check) error {
+	c.keys, c.keyEnds = c.keys[:0], c.keyEnds[:0]
+	for _, l := range r.Limits {
+		c.keys = AppendCheckKey(c.keys, layout, r.Now, l)
+		c.keyEnds = append(c.keyEnds, len(c.keys))
+	}
+	for i := range r.Limits {
+		for j := range i {
+			if storage(r.Limits[i]) != storage(r.Limits[j]) && bytes.Equal(c.key(i), c.key(j)) {
+				return fmt.Errorf("%w: check: limits %d and %d name one key, %q, as different types", protocol.ErrInvalid, j, i, c.key(i))
+			}
+		}
+	}
+	return nil
+}
+
+// key returns the key of a check's limit i, once checkKeys has built them.
+func (c *call) key(i int) []byte {
+	from := 0
+	if i > 0 {
+		from = c.keyEnds[i-1]
+	}
+	return c.keys[from:c.keyEnds[i]:c.keyEnds[i]]
+}
+
+// storage names what a limit keeps in its key: a Hammer 6 hash, a fix
+// window's string, a sliding window's sorted set, or a bucket's hash
+// (leaky and token buckets keep the same fields).
+func storage(l protocol.CheckLimit) int {
+	switch {
+	case l.Hammer6:
+		return 0
+	case l.Policy.Algorithm == protocol.TokenBucket:
+		return int(protocol.LeakyBucket)
+	default:
+		return int(l.Policy.Algorithm)
+	}
+}
+
+// CheckKey returns the Redis key of a check's limit l at nowMs: for a
+// Hammer 6 limit the layout's key of its id's bucket nowMs/ScaleMs, else
+// its policy's key (protocol.Policy.Key). A Redis Cluster router routes a
+// check by the slots of these keys.
+func CheckKey(layout protocol.Layout, nowMs int64, l protocol.CheckLimit) string {
+	return string(AppendCheckKey(nil, layout, nowMs, l))
+}
+
+// AppendCheckKey appends CheckKey's key to dst.
+func AppendCheckKey(dst []byte, layout protocol.Layout, nowMs int64, l protocol.CheckLimit) []byte {
+	if l.Hammer6 {
+		b, _ := l.Bucket6(nowMs)
+		return layout.AppendKey(dst, protocol.BucketKey{Bucket: b, ID: l.ID})
+	}
+	return l.Policy.AppendKey(dst, l.ID, nowMs)
+}
+
+// sendCheck writes a check: one run of the check script with its keys,
+// mode, clock, Now, TTL and five arguments per limit (CheckLua).
+func (cn *conn) sendCheck(c *call, evalSource bool) error {
+	r := &c.check
+	cmd, script := "EVALSHA", checkScript.sha
+	if evalSource {
+		cmd, script = "EVAL", checkScript.source
+	}
+	cn.args = append(cn.args[:0], script, len(r.Limits))
+	for i := range r.Limits {
+		cn.args = append(cn.args, c.key(i))
+	}
+	mode := "each"
+	if r.AllOrNothing {
+		mode = "all"
+	}
+	cn.args = append(cn.args, mode, cn.scriptClock(), r.Now, cn.ttlArg)
+	for _, l := range r.Limits {
+		p := l.Policy
+		kind, a, b := int(p.Algorithm), cn.box(p.Limit), any(nil)
+		switch {
+		case l.Hammer6:
+			_, toNext := l.Bucket6(r.Now)
+			kind, b = 0, toNext
+		case p.Algorithm == protocol.FixWindow:
+			_, end := p.Window(r.Now)
+			b = end
+		case p.Algorithm == protocol.SlidingWindow:
+			b = cn.box(p.WindowSeconds())
+		default:
+			b = cn.box(p.Rate)
+		}
+		shadow := "0"
+		if l.Shadow {
+			shadow = "1"
+		}
+		cn.args = append(cn.args, kind, shadow, cn.box(l.Cost), a, b)
+	}
+	return cn.rc.Send(cmd, cn.args...)
+}
+
+// decodeCheck decodes the check script's reply: one {count, retry ms} per
+// limit of r, retry 0 when allowed, -1 (never) or at least 1 when denied.
+func decodeCheck(r *protocol.Check, reply any) ([]protocol.HitReply, error) {
+	elems, ok := reply.([]any)
+	if !ok || len(elems) != len(r.Limits) {
+		return nil, fmt.Errorf("%w: check replied %T of %d elements, want %d", protocol.ErrBadReply, reply, lenOf(reply), len(r.Limits))
+	}
+	out := make([]protocol.HitReply, len(elems))
+	for i, e := range elems {
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, fmt.Errorf("%w: check replied %T of %d elements for limit %d, want 2 integers", protocol.ErrBadReply, e, lenOf(e), i)
+		}
+		count, ok1 := pair[0].(int64)
+		retry, ok2 := pair[1].(int64)
+		switch {
+		case !ok1 || !ok2:
+			return nil, fmt.Errorf("%w: check replied %T and %T for limit %d, want 2 integers", protocol.ErrBadReply, pair[0], pair[1], i)
+		case retry < 0 && retry != protocol.Never:
+			return nil, fmt.Errorf("%w: check replied a deny with a wait of %d ms for limit %d", protocol.ErrBadReply, retry, i)
+		}
+		out[i] = protocol.HitReply{Allowed: retry == 0, Count: count, RetryAfterMs: retry}
+	}
+	return out, nil
+}

@@ -1,0 +1,138 @@
+package server
+
+// checkLua decides every limit of a protocol.Check in one script run, by
+// protocol/check.go's rules, with the building blocks of Hammer 7's scripts
+// (script7.go) and count_hit's commands (script.go). It works in two
+// phases:
+//
+//  1. Decide, in order, writing nothing. The first limit on a key reads it
+//     into a state (a counter's count, a sliding window's members left, a
+//     bucket's hash); every limit then decides on that state and adds its
+//     hit to it as pending, as its own call would write it: a Hammer 6 or
+//     fix-window hit always (a denied one too), the others only when
+//     allowed. So a later limit on one key sees the earlier's hit, and
+//     every decision is the one its call would make.
+//  2. Write, unless the mode is "all" and a limit that is not shadow
+//     denied: each key once, as its calls one by one would have left it
+//     (count_hit's HINCRBY, HSETNX created, HSET updated, EXPIRE; fix()'s
+//     INCRBY and PEXPIREAT NX; a sliding window trimmed, then zflush; a
+//     bucket's flush).
+//
+// A read that its call's write would refuse (WRONGTYPE, a counter that is
+// not an integer) fails the whole check before anything is written, as do
+// a count that would pass 2^53 (beyond it Lua's doubles are not exact) and
+// an invalid TTL. An error in the writes (a command the user may not run)
+// comes after earlier writes: the check is never sent again.
+const checkLua = `
+local all, now, ttl = ARGV[1] == 'all', tonumber(ARGV[3]), ARGV[4]
+local nttl = tonumber(ttl)
+if not nttl or nttl < 1 or nttl > 3155760001 then
+  return redis.error_reply('ERR check: invalid TTL ' .. ttl)
+end
+local s, us = clock(ARGV[2])
+local big = 9007199254740992
+-- counter returns the integer v holds (0 for none), or nil and the error
+-- that INCRBY or HINCRBY would give.
+local function counter(v, bad)
+  if not v then return 0 end
+  if not string.match(v, '^-?%d+$') then return nil, bad end
+  local n = tonumber(v)
+  if n >= big or n <= -big then return nil, 'ERR hammerredis: check: a count past 2^53' end
+  return n
+end
+local states, keys, out, charge = {}, {}, {}, true
+for i = 1, #KEYS do
+  local j, key = 5 * i, KEYS[i]
+  local kind, shadow, cost, a, b = ARGV[j], ARGV[j + 1] == '1', tonumber(ARGV[j + 2]), ARGV[j + 3], ARGV[j + 4]
+  local st, r = states[key], nil
+  if not st then
+    if kind == '0' or kind == '1' then
+      local n, e
+      if kind == '0' then
+        n, e = counter(redis.call('HGET', key, 'count'), 'ERR hash value is not an integer')
+      else
+        n, e = counter(redis.call('GET', key), 'ERR value is not an integer or out of range')
+      end
+      if not n then return redis.error_reply(e) end
+      st = {count = n, pending = 0, endms = b}
+    elseif kind == '2' then
+      local w = tonumber(b)
+      local gone = redis.call('ZCOUNT', key, '-inf', int(s - w))
+      st = {count = redis.call('ZCARD', key) - gone, pending = 0, gone = gone, w = w}
+    else
+      st = load(key)
+    end
+    st.kind = kind
+    states[key] = st
+    table.insert(keys, key)
+  end
+  if kind == '0' or kind == '1' then
+    st.pending = st.pending + cost
+    local count, limit = st.count + st.pending, tonumber(a)
+    if count >= big then return redis.error_reply('ERR hammerredis: check: a count past 2^53') end
+    if count <= limit then
+      r = {count, 0}
+    elseif cost > limit then
+      r = {count, -1}
+    elseif kind == '0' then
+      r = {count, tonumber(b)}
+    else
+      r = {count, tonumber(b) - now}
+    end
+  elseif kind == '2' then
+    r = slide(st, key, 'hit', tonumber(a), cost, st.w, s, us)
+  else
+    r = bucket(kind == '3', st, 'hit', a, b, cost, s, us)
+  end
+  if type(r) ~= 'table' then r = {r, 0} end
+  if r[2] ~= 0 and not shadow then charge = false end
+  out[i] = r
+end
+if all and not charge then return out end
+for _, key in ipairs(keys) do
+  local st = states[key]
+  if st.kind == '0' then
+    redis.call('HINCRBY', key, 'count', int(st.pending))
+    redis.call('HSETNX', key, 'created', ARGV[3])
+    redis.call('HSET', key, 'updated', ARGV[3])
+    redis.call('EXPIRE', key, ttl)
+  elseif st.kind == '1' then
+    fix(key, 'hit', int(st.pending), st.endms)
+  elseif st.kind == '2' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', int(s - st.w))
+    if st.pending > 0 then zflush(key, st, s, us, st.w) end
+  elseif st.dirty then
+    flush(key, st)
+  end
+end
+return out
+`
+
+// CheckLua is the check script's source (checkLua): every limit of a
+// protocol.Check decided in one run, for tools that must do the same Redis
+// work as the backend. Like Hammer 7's scripts it needs Redis 7.0.
+//
+//	KEYS[i]          limit i's key: the Hammer 6 layout's bucket key of
+//	                 its id at Now/ScaleMs, or its policy's key
+//	                 (protocol.Policy.Key); limits may share one
+//	ARGV[1]          "all" (AllOrNothing) or "each"
+//	ARGV[2]          the clock, as for SlidingWindowLua
+//	ARGV[3]          Now, ms since the Unix epoch (a Hammer 6 bucket's
+//	                 created and updated)
+//	ARGV[4]          the Hammer 6 buckets' TTL in seconds
+//	ARGV[5i..5i+4]   limit i: its kind (0: Hammer 6, else its algorithm, 1
+//	                 to 4, protocol.Algorithm), "1" when shadow else "0",
+//	                 its cost, then two numbers: Hammer 6, the limit and the
+//	                 ms to its bucket's end; fix_window, the limit and the
+//	                 window's end (ms since the Unix epoch); sliding_window,
+//	                 the limit and the window in whole seconds; the
+//	                 buckets, the capacity and the rate
+//
+// It returns one {count, retry ms} per limit, in order: retry 0 when the
+// limit allows, -1 when it never can, else the wait (at least 1), as its
+// own call would answer (protocol.HitReply).
+const CheckLua = guardLua + fixLua + slidingLua + bucketLua + checkLua
+
+// checkScript is the check script, its EVALSHA and EVAL first arguments
+// boxed once.
+var checkScript = newScript7(CheckLua)
