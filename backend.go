@@ -69,6 +69,7 @@ type router interface {
 	Inc(ctx context.Context, r protocol.Inc) (int64, error)
 	Set(ctx context.Context, r protocol.Set) (int64, error)
 	Get(ctx context.Context, r protocol.Get) (int64, error)
+	Check(ctx context.Context, r protocol.Check) (protocol.CheckReply, error)
 	Connected() bool
 	WaitConnected(ctx context.Context) error
 	Stats() Stats
