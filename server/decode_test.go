@@ -110,13 +110,36 @@ func FuzzDecode(f *testing.F) {
 				t.Errorf("decodeHit(%s) = %+v: allowed with a wait", a, got)
 			}
 		}
+		// The check script's reply, for a check of one or two limits: the
+		// shape above, alone and as the element of a one-limit check, and
+		// a pair of any two integers.
+		chk := testCheck()
+		x, _ := strconv.ParseInt(string(a), 10, 64)
+		y, _ := strconv.ParseInt(string(b), 10, 64)
+		for _, r := range []any{reply, []any{reply}, []any{[]any{x, y}}} {
+			for n := 1; n <= 2; n++ {
+				chk.Limits = chk.Limits[:n]
+				got, err := decodeCheck(&chk, r)
+				switch {
+				case err != nil && !errors.Is(err, protocol.ErrBadReply):
+					t.Errorf("decodeCheck: %v is not ErrBadReply", err)
+				case err == nil && len(got) != n:
+					t.Errorf("decodeCheck = %d decisions for %d limits", len(got), n)
+				}
+				for _, d := range got {
+					if d.Allowed != (d.RetryAfterMs == 0) || (d.RetryAfterMs < 1 && d.RetryAfterMs != 0 && d.RetryAfterMs != protocol.Never) {
+						t.Errorf("decodeCheck decided %+v", d)
+					}
+				}
+			}
+		}
 	})
 }
 
 func TestScriptsBoundTheTTLAsOptionsDo(t *testing.T) {
 	want := protocol.ExpirySeconds(protocol.MaxExpiryMs)
 	assert.Equal(t, want, int64(maxTTL))
-	for _, src := range []string{CountHitLua, coalescedLua} {
+	for _, src := range []string{CountHitLua, coalescedLua, CheckLua} {
 		assert.Contains(t, src, fmt.Sprintf("ttl > %d", want))
 	}
 	assert.Contains(t, coalescedLua, "'"+notRunCode+" '")

@@ -41,6 +41,12 @@ func (s *Server) do(ctx context.Context, req protocol.Request) (protocol.Reply, 
 		return countReply(s.Set(ctx, r, false))
 	case protocol.Get:
 		return countReply(s.Get(ctx, r, false))
+	case protocol.Check:
+		rep, err := s.Check(ctx, r, false)
+		if err != nil {
+			return nil, err
+		}
+		return rep, nil
 	default:
 		return nil, fmt.Errorf("%w: request %T", protocol.ErrInvalid, req)
 	}
