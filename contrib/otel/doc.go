@@ -39,8 +39,8 @@
 //	    Int64Counter, unit "{decision}". One per limit per check: a check
 //	    of a Checker with three limits counts three decisions.
 //
-// The outcomes of the issue that asked for these metrics (allowed, denied,
-// shadow denied, degraded, error) map onto the two attributes:
+// What a decision can be (allowed, denied, shadow denied, degraded, error)
+// maps onto two attributes:
 //
 //	outcome="allowed"        the limit allowed the request
 //	outcome="denied"         the limit denied it
@@ -54,7 +54,9 @@
 //
 // So the degraded decisions are those with degraded="true", whatever their
 // outcome, and the decisions the backend made are those with
-// degraded="false" and an outcome other than "error".
+// degraded="false" and an outcome other than "error". An Outcome this
+// package does not know (from a later hammer) is counted as
+// outcome="unknown".
 //
 // # Backend calls
 //
