@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 BENCHFLAGS ?=
 # Nested modules (own go.mod) that ./... does not reach; vet and test run
 # in each too.
-MODULES  := contrib/prometheus contrib/otel bench
+MODULES  := contrib/prometheus contrib/otel contrib/grpc bench
 
 # Length of make chaos (a Go duration).
 CHAOS    ?= 20s
