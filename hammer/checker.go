@@ -345,11 +345,11 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 	if c.share == nil || c.health.tryBackend(c.backend, now) {
 		start := time.Now()
 		rep, err = c.backend.Check(ctx, req)
-		if c.cfg.Observer != nil {
-			c.cfg.Observer.BackendCall(time.Since(start), err)
-		}
 		if err == nil && len(rep.Decisions) != len(req.Limits) {
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
+		}
+		if c.cfg.Observer != nil {
+			c.cfg.Observer.BackendCall(time.Since(start), err)
 		}
 	}
 	degraded := false
@@ -365,7 +365,11 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 			s := c.share[i]
 			req.Limits[i].Policy = s.Policy
 		}
-		if rep, err = c.cfg.Fallback.Check(ctx, req); err != nil {
+		rep, err = c.cfg.Fallback.Check(ctx, req)
+		if err == nil && len(rep.Decisions) != len(req.Limits) {
+			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
+		}
+		if err != nil {
 			c.observeError()
 			return Decision{}, fmt.Errorf("hammer: degraded: the fallback failed too: %w", err)
 		}
