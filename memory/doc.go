@@ -86,6 +86,16 @@
 // so on; Options.ExpiryMs plays no part), stops counting at once, and is
 // reclaimed by the sweeper.
 //
+// # Several limits at once
+//
+// [Backend.Check] decides a request against several limits, Hammer 6
+// windows and Hammer 7 hits, by the rules of protocol/check.go, counting
+// in the same buckets and keys as CountHitN and Hit: package hammer's
+// Checker calls it. It decides every limit on a copy of its keys and
+// writes the copy back only when the rules charge the request (always,
+// or with AllOrNothing only when it is allowed); a check that fails
+// writes nothing.
+//
 // # Concurrency
 //
 // A Backend is safe for concurrent use by any number of goroutines. Buckets
@@ -94,7 +104,9 @@
 // all buckets of one id share a shard, so DeleteBuckets takes one lock. Every
 // call holds one shard lock at a time, for a few map operations only, and
 // never blocks on anything else: a call takes no longer than its own work,
-// so the context is only checked at its start. Hammer 7's entries are
+// so the context is only checked at its start. Check alone holds the locks
+// of all its keys' shards at once, taken in one fixed order, so that no
+// other call on those keys runs between its decisions and its writes. Hammer 7's entries are
 // sharded by key the same way; a call holds its key's lock from reading the
 // clock to its last write, so the calls on one key apply one at a time and
 // in clock order, as scripts do on Redis.
