@@ -15,6 +15,8 @@ require (
 )
 
 require (
+	github.com/gomodule/redigo v1.9.3 // indirect
+	github.com/thejerf/suture/v4 v4.0.6 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
