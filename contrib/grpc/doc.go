@@ -56,8 +56,12 @@
 //	ratelimit-policy: "per-second";q=10;w=1, "per-hour";q=1000;w=3600
 //	ratelimit: "per-second";r=9;t=1, "per-hour";r=999;t=1800
 //
-// q is the quota, w its window in seconds, r what remains of it and t the
-// seconds until it is whole again (see [hammer.LimitResult]).
+// q is the quota, w its window in seconds (left out when not a whole
+// number of them), r what remains and t the seconds until the quota is
+// whole again, rounded up (see [hammer.LimitResult]); for a limit that
+// denies, t is the wait until a call fits, and is left out when no wait
+// helps. Shadow limits' items carry the parameter [ShadowParam], as in
+// httplimit.
 //
 // # Failures
 //
