@@ -9,6 +9,7 @@
 //	hammerredis hit KEY --algorithm fix_window|sliding_window --prefix P --scale DURATION --limit N [--inc N] [flags]
 //	hammerredis hit KEY --algorithm leaky_bucket|token_bucket --prefix P --rate N --limit N [--inc N] [flags]
 //	hammerredis get KEY --algorithm A --prefix P (--scale DURATION | --rate N --limit N) [flags]
+//	hammerredis limits KEY --limit SPEC [--limit SPEC ...] [--all-or-nothing] [--inc N] [flags]
 //	hammerredis demo [--redis-url URL] [--duration DURATION]
 //	hammerredis bench [--redis-url URL] [--callers 1,16,64,256] [--duration 5s] [flags]
 //
@@ -47,6 +48,21 @@
 // limit or capacity; get prints {"count"}. --key-prefix names the Hammer 6
 // keys that --prefix must not overlap. Exit status: hit 0 when allowed, 1
 // when denied, 2 on an error; get 0 or 2.
+//
+// # Several limits
+//
+// limits checks one request for KEY against several limits at once, in one
+// round trip (package hammer's Checker). Each --limit is comma-separated
+// fields: name=N,scale=D,max=N for a Hammer 6 window, or
+// name=N,algorithm=A,prefix=P with scale=D,limit=N (windows) or
+// rate=N,limit=N (buckets) for a Hammer 7 limiter; "shadow" makes a limit
+// that is counted and shown but never denies, and key=K counts K instead of
+// KEY (an IP beside an API key). Limit i counts the id "<name>:<key>".
+// --all-or-nothing counts the request in no limit when one denies it. With
+// --json it prints {"key", "allowed", "charged", "limits": [{"name", "key",
+// "allowed", "shadow", "count", "quota", "remaining", "reset_ms",
+// "retry_after_ms", "never"}]}. Exit status: 0 when allowed, 1 when denied,
+// 2 on an error.
 //
 // # Passwords
 //
@@ -99,9 +115,9 @@ import (
 const (
 	exitOK          = 0
 	exitFailed      = 1 // the demo failed
-	exitDenied      = 1 // check, hit: the rate limit denied the hits
+	exitDenied      = 1 // check, hit, limits: the rate limit denied the hits
 	exitUsage       = 2
-	exitError       = 2 // check, inspect, delete, hit, get: any error
+	exitError       = 2 // check, inspect, delete, hit, get, limits: any error
 	exitInterrupted = 130
 )
 
@@ -113,6 +129,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"delete":  runDelete,
 	"hit":     runHit,
 	"get":     runGet,
+	"limits":  runLimits,
 	"demo":    runDemo,
 	"bench":   runBench,
 }
@@ -170,6 +187,8 @@ Commands:
            they are allowed
   get      show a KEY's count, level or tokens under a Hammer 7 limiter
            without counting
+  limits   check a KEY against several limits at once (Hammer 6 windows
+           and Hammer 7 limiters, shadow limits, all-or-nothing)
   demo     count, read and delete buckets, survive a lost connection, share
            a limit among clients, stop
   bench    measure checks/s and latency against a Redis (a private one by

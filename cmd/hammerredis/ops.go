@@ -54,6 +54,9 @@ type command struct {
 	inc int64
 	// Only for hit and get.
 	h7 h7Flags
+	// keepExpiry: the buckets live as long as scale (the longest window),
+	// also with a setup (limits).
+	keepExpiry bool
 }
 
 // newCommand returns a command with the flags every one of them has.
@@ -126,7 +129,7 @@ Exit status: %s.
 }
 
 func (c *command) exitStatuses() string {
-	if c.name == "check" || c.name == "hit" {
+	if c.name == "check" || c.name == "hit" || c.name == "limits" {
 		return "0 when allowed, 1 when denied, 2 on an error (usage, Redis unreachable, timeout)"
 	}
 	return "0 on success, 2 on an error (usage, Redis unreachable, timeout)"
@@ -286,7 +289,7 @@ func (c *command) withBackend(args []string, setup func(b *hammerredis.Backend) 
 	// long as its window (plus the second the backend adds). Hammer 7's
 	// keys (hit) set their own expiries.
 	expiryMs := c.scale.Milliseconds()
-	if expiryMs <= 0 || setup != nil {
+	if expiryMs <= 0 || (setup != nil && !c.keepExpiry) {
 		expiryMs = 60_000 // inspect, delete and get write nothing
 	}
 	b, err := hammerredis.Start(hammerredis.Options{
