@@ -355,6 +355,11 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 	degraded := false
 	if err != nil {
 		if c.share == nil || errors.Is(err, protocol.ErrInvalid) || ctx.Err() != nil {
+			if err == errDegraded {
+				// Degraded, and the caller has left: its context's error,
+				// not the fallback's decision.
+				err = fmt.Errorf("hammer: %w", ctx.Err())
+			}
 			c.observeError()
 			return Decision{}, err
 		}
