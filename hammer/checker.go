@@ -278,7 +278,9 @@ type LimitResult struct {
 	Allowed bool
 	// Count is Hammer's value: a window's count, a leaky bucket's level, a
 	// token bucket's tokens left (hammer7.Result.Count; for a Hammer 6
-	// limit, Result.Count).
+	// limit, Result.Count). When the request was not Charged, it is the
+	// count the limit is left at, without this request, as are Remaining
+	// and Reset.
 	Count int64
 	// Quota is the window's limit or the bucket's capacity (the draft's
 	// q), at FallbackShare when Degraded.
@@ -403,7 +405,11 @@ func (c *Checker) decision(req protocol.Check, rep protocol.CheckReply, now time
 		Limits: make([]LimitResult, len(req.Limits))}
 	shadowDenied := 0
 	for i, l := range req.Limits {
-		r := resultOf(l, rep.Decisions[i], req.Now)
+		h := rep.Decisions[i]
+		if !d.Charged {
+			h = uncharged(l, h)
+		}
+		r := resultOf(l, h, req.Now)
 		r.Name = c.meta[i].name
 		d.Limits[i] = r
 		outcome := Allowed
@@ -423,6 +429,22 @@ func (c *Checker) decision(req protocol.Check, rep protocol.CheckReply, now time
 		c.shadow.note(now, d)
 	}
 	return d
+}
+
+// uncharged returns h, the decision of l in a check that charged nothing,
+// with the count l is left at: h tells what the hit would have made of it
+// (protocol.Check), but it was not counted. (Of two limits on one key,
+// the later one's count also holds the earlier's hit.)
+func uncharged(l protocol.CheckLimit, h protocol.HitReply) protocol.HitReply {
+	switch {
+	case !h.Allowed && !l.Hammer6 && l.Policy.Algorithm != protocol.FixWindow:
+		// A denied hit changes no bucket nor sliding window.
+	case l.Policy.Algorithm == protocol.TokenBucket:
+		h.Count += l.Cost // tokens taken
+	default:
+		h.Count -= l.Cost // units added
+	}
+	return h
 }
 
 // resultOf returns what l's decision h tells, at nowMs.
