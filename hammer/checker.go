@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/hammer-go/hammerredis/hammer7"
@@ -452,8 +453,11 @@ func resultOf(l protocol.CheckLimit, h protocol.HitReply, nowMs int64) LimitResu
 	p := l.Policy
 	r := LimitResult{Shadow: l.Shadow, Allowed: h.Allowed, Count: h.Count, Quota: p.Limit}
 	ms := func(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
-	// secs is n units at rate per second, in whole seconds rounded up.
-	secs := func(n int64) time.Duration { return time.Duration((max(n, 0)+p.Rate-1)/p.Rate) * time.Second }
+	// secs is n units at rate per second, in whole seconds rounded up; at
+	// most the longest Duration (a capacity of 2^50 at 1/s is longer).
+	secs := func(n int64) time.Duration {
+		return time.Duration(min((max(n, 0)+p.Rate-1)/p.Rate, math.MaxInt64/int64(time.Second))) * time.Second
+	}
 	switch {
 	case l.Hammer6 || p.Algorithm == protocol.FixWindow:
 		end := int64(0)
