@@ -285,19 +285,26 @@ func TestCheckerObserver(t *testing.T) {
 }
 
 // stub is a CheckBackend that fails with err while it is set, and else
-// asks ok (when set). It counts its calls.
+// asks ok (when set). It counts its calls. When hold is set, the next call
+// closes entered and waits for hold to close before it answers.
 type stub struct {
-	mu    sync.Mutex
-	err   error
-	ok    hammer.CheckBackend
-	calls int
+	mu            sync.Mutex
+	err           error
+	ok            hammer.CheckBackend
+	calls         int
+	hold, entered chan struct{}
 }
 
 func (s *stub) Check(ctx context.Context, c protocol.Check) (protocol.CheckReply, error) {
 	s.mu.Lock()
 	s.calls++
-	err, ok := s.err, s.ok
+	err, ok, hold, entered := s.err, s.ok, s.hold, s.entered
+	s.hold = nil
 	s.mu.Unlock()
+	if hold != nil {
+		close(entered)
+		<-hold
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		return protocol.CheckReply{}, cerr
 	}
@@ -388,15 +395,37 @@ func TestCheckerDegradedMode(t *testing.T) {
 		assert.True(t, d.Degraded)
 	}
 	assert.Equal(t, 2, backend.count(), "one trial")
-	clk.set(start.Add(9999 * time.Millisecond))
+
+	// While a trial is under way, the other checks do not try too.
+	hold, entered := make(chan struct{}), make(chan struct{})
+	backend.mu.Lock()
+	backend.hold, backend.entered = hold, entered
+	backend.mu.Unlock()
+	clk.set(start.Add(10 * time.Second))
+	trial := make(chan hammer.Decision)
+	go func() {
+		d, err := c.Check(ctx, "k")
+		assert.NoError(t, err)
+		trial <- d
+	}()
+	<-entered
+	for range 3 {
+		d, err = c.Check(ctx, "k")
+		require.NoError(t, err)
+		assert.True(t, d.Degraded)
+	}
+	assert.Equal(t, 3, backend.count(), "one trial at a time")
+	close(hold)
+	assert.True(t, (<-trial).Degraded, "the trial failed: the fallback decided")
+	clk.set(start.Add(14999 * time.Millisecond))
 	_, err = c.Check(ctx, "k")
 	require.NoError(t, err)
-	assert.Equal(t, 2, backend.count())
+	assert.Equal(t, 3, backend.count())
 	assert.Len(t, log.Lines(), 1, "degraded mode is logged once")
 
 	// The trial that succeeds hands back to the backend.
 	backend.set(nil)
-	clk.set(start.Add(10 * time.Second))
+	clk.set(start.Add(15 * time.Second))
 	obs.take()
 	d, err = c.Check(ctx, "k")
 	require.NoError(t, err)
@@ -411,7 +440,7 @@ func TestCheckerDegradedMode(t *testing.T) {
 	d, err = c.Check(ctx, "k")
 	require.NoError(t, err)
 	assert.False(t, d.Degraded)
-	assert.Equal(t, 4, backend.count())
+	assert.Equal(t, 5, backend.count())
 }
 
 func TestCheckerDegradedModeDoesNotTryADisconnectedBackend(t *testing.T) {
