@@ -15,8 +15,8 @@ import (
 	"github.com/hammer-go/hammerredis/memory"
 )
 
-// The example runs against the private redis-server of the tests: redisURL
-// is its address, e.g. "redis://127.0.0.1:6379".
+// The examples that use Redis run against the private redis-server of the
+// tests: redisURL is its address, e.g. "redis://127.0.0.1:6379".
 
 func Example() {
 	b, err := hammerredis.Start(hammerredis.Options{
@@ -54,21 +54,25 @@ func Example() {
 		r.RemoteAddr = "192.0.2.1:1234"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		fmt.Printf("%d remaining=%s reset=%s retry-after=%q body=%q\n", w.Code,
-			w.Header().Get("RateLimit-Remaining"), w.Header().Get("RateLimit-Reset"),
+		fmt.Printf("%d RateLimit-Policy: %s\n    RateLimit: %s\n    Retry-After: %q body=%q\n", w.Code,
+			w.Header().Get("RateLimit-Policy"), w.Header().Get("RateLimit"),
 			w.Header().Get("Retry-After"), w.Body.String())
 	}
 	limiter.DeleteBuckets(context.Background(), "http:ip:192.0.2.1")
 	// Output:
-	// 200 remaining=0 reset=30 retry-after="" body="hello\n"
-	// 429 remaining=0 reset=30 retry-after="30" body="Too Many Requests: rate limit exceeded\n"
+	// 200 RateLimit-Policy: "default";q=1;w=60
+	//     RateLimit: "default";r=0;t=30
+	//     Retry-After: "" body="hello\n"
+	// 429 RateLimit-Policy: "default";q=1;w=60
+	//     RateLimit: "default";r=0;t=30
+	//     Retry-After: "30" body="Too Many Requests: rate limit exceeded\n"
 }
 
 // A Hammer 7 limiter (here a fixed window, in package memory's backend;
 // hammer7.SlidingWindow, LeakyBucket and TokenBucket plug in the same way)
 // holds the numbers, so the Config needs nothing else. An allowed response
-// carries no RateLimit-Reset: a Hammer 7 result only says when a denied
-// request would fit.
+// carries no t: a Hammer 7 result only says when a denied request would
+// fit.
 func ExampleConfig_hammer7() {
 	backend, err := memory.New(memory.Options{ExpiryMs: 60_000}) // or hammerredis.Start(...)
 	if err != nil {
@@ -84,7 +88,7 @@ func ExampleConfig_hammer7() {
 	now := time.Date(2100, 1, 1, 12, 0, 30, 0, time.UTC)
 	limiter = limiter.WithClock(func() time.Time { return now })
 
-	limit, err := httplimit.New(httplimit.Config{Hammer7: limiter}) // one request per client IP per minute
+	limit, err := httplimit.New(httplimit.Config{Hammer7: limiter, PolicyName: "api"}) // one request per client IP per minute
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,11 +102,11 @@ func ExampleConfig_hammer7() {
 		r.RemoteAddr = "192.0.2.1:1234"
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		fmt.Printf("%d limit=%s remaining=%s reset=%q retry-after=%q body=%q\n", w.Code,
-			w.Header().Get("RateLimit-Limit"), w.Header().Get("RateLimit-Remaining"),
-			w.Header().Get("RateLimit-Reset"), w.Header().Get("Retry-After"), w.Body.String())
+		fmt.Printf("%d policy=%s ratelimit=%s retry-after=%q body=%q\n", w.Code,
+			w.Header().Get("RateLimit-Policy"), w.Header().Get("RateLimit"),
+			w.Header().Get("Retry-After"), w.Body.String())
 	}
 	// Output:
-	// 200 limit=1 remaining=0 reset="" retry-after="" body="hello, request 1\n"
-	// 429 limit=1 remaining=0 reset="30" retry-after="30" body="Too Many Requests: rate limit exceeded\n"
+	// 200 policy="api";q=1;w=60 ratelimit="api";r=0 retry-after="" body="hello, request 1\n"
+	// 429 policy="api";q=1;w=60 ratelimit="api";r=0;t=30 retry-after="30" body="Too Many Requests: rate limit exceeded\n"
 }

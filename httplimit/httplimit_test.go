@@ -115,9 +115,14 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ok")
 }
 
-// handler builds the middleware from cfg around a new app.
+// handler builds the middleware from cfg around a new app. Its fields are
+// the legacy ones, which rateHeaders shows, unless cfg asks for another
+// style than the default.
 func handler(t *testing.T, cfg httplimit.Config) (http.Handler, *app) {
 	t.Helper()
+	if cfg.Headers == httplimit.DraftHeaders {
+		cfg.Headers = httplimit.LegacyHeaders
+	}
 	mw, err := httplimit.New(cfg)
 	require.NoError(t, err)
 	a := &app{}
