@@ -56,7 +56,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,45 +84,37 @@ type Env struct {
 	Clock *rules7.Clock
 }
 
-// base is the whole second at which every table starts: 2100-01-01
-// 00:00:00 UTC, a multiple of 60 and of 1.5 s, as in rules7.
-var base = time.Unix(4_102_444_800, 0)
+// base is the whole second at which every table starts, 2100-01-01
+// 00:00:00 UTC, and start the time of its first call, as in rules7.
+var base = rules7.Base
 
-// start is the time of a table's first call, as in rules7.
-const start = 250 * time.Millisecond
-
-// run tells this process's keys from those of other runs against the same
-// Redis.
-var run = strconv.FormatInt(time.Now().UnixNano(), 36)
-
-var seq atomic.Int64
+const start = rules7.Start
 
 // freshKey returns an id that no other subtest, nor any other run, uses.
-func freshKey(t *testing.T) string {
-	return fmt.Sprintf("%s/%s/%d", run, t.Name(), seq.Add(1))
-}
+var freshKey = rules7.FreshKey
 
 // Run runs every rule on the backends newEnv returns, one Env per
 // subtest. Subtests run one at a time: the clock may be shared.
 func Run(t *testing.T, newEnv func(t *testing.T) Env) {
-	env := func(t *testing.T) Env {
-		t.Helper()
-		e := newEnv(t)
-		if e.Backend == nil || e.Clock == nil {
-			t.Fatalf("checkrules: newEnv returned %+v: Backend and Clock are required", e)
-		}
-		e.Clock.Set(base.Add(start))
-		return e
+	subtest := func(name string, f func(*testing.T, Env)) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			if e.Backend == nil || e.Clock == nil {
+				t.Fatalf("checkrules: newEnv returned %+v: Backend and Clock are required", e)
+			}
+			e.Clock.Set(base.Add(start))
+			f(t, e)
+		})
 	}
 	for _, tc := range allTables() {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, env(t)) })
+		subtest(tc.name, tc.run)
 	}
 	for _, tc := range properties {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, env(t)) })
+		subtest(tc.name, tc.run)
 	}
-	t.Run("concurrency/all_or_nothing", func(t *testing.T) { concurrent(t, env(t)) })
-	t.Run("invalid", func(t *testing.T) { invalid(t, env(t)) })
-	t.Run("canceled_context", func(t *testing.T) { canceled(t, env(t)) })
+	subtest("concurrency", concurrent)
+	subtest("invalid", invalid)
+	subtest("canceled_context", canceled)
 }
 
 // read returns what limit l has counted at nowMs: its Hammer 6 bucket's

@@ -3,6 +3,7 @@ package rules7
 import (
 	"maps"
 	"slices"
+	"testing"
 
 	"github.com/hammer-go/hammerredis/protocol"
 )
@@ -29,3 +30,13 @@ func (m *Model) Clone() *Model {
 	c.counts, c.members = maps.Clone(m.m.counts), slices.Clone(m.m.members)
 	return &Model{&c}
 }
+
+// Base is the whole second at which every table starts, 2100-01-01
+// 00:00:00 UTC: a multiple of 60 and of 1.5 s.
+var Base = base
+
+// Start is the usual offset of a table's first call from Base.
+const Start = start
+
+// FreshKey returns a key that no other subtest, nor any other run, uses.
+func FreshKey(t *testing.T) string { return freshKey(t) }
