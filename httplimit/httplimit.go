@@ -156,8 +156,12 @@
 //
 // Each request makes one backend call, bounded by the request's context and
 // Config.Timeout (default [DefaultTimeout], 100ms): a Redis that hangs adds at
-// most that much latency before the error policy (or a Checker's Fallback)
-// applies. While the backend knows Redis is down, calls fail at once.
+// most that much latency before the error policy applies. While the backend
+// knows Redis is down, calls fail at once. A Checker's Fallback takes over on
+// the backend's own errors (a lost connection, the backend's call timeout),
+// not on Config.Timeout: the checker leaves a call whose context ended to its
+// caller, so a Redis that hangs without dropping the connection is handled by
+// Config.OnError until the backend's call timeout degrades the checker.
 package httplimit
 
 import (
