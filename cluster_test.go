@@ -264,6 +264,7 @@ func TestClusterShared(t *testing.T) {
 		{"StatsCountEachCallOnceAndOnlyGrow", testClusterStatsOnlyGrow},
 		{"DeleteBucketsWithAFrozenMaster", testClusterDeleteBucketsWithAFrozenMaster},
 		{"Hammer7OnTheMasterOfEachKey", testClusterHammer7},
+		{"Check", testClusterCheck},
 	} {
 		if !t.Run(tc.name, func(t *testing.T) { tc.test(t, c) }) {
 			// The cluster may not be as the next test expects.
