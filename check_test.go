@@ -3,6 +3,7 @@ package hammerredis_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"strings"
 	"testing"
 	"time"
@@ -418,4 +419,41 @@ func TestCheckRefusesInvalidChecksUnsent(t *testing.T) {
 	}
 	assert.Equal(t, before, cmdCalls(t, f.Admin, "evalsha"), "nothing sent")
 	assert.EqualValues(t, 4, f.B.Stats().Errors.Invalid)
+}
+
+func ExampleBackend_Check() {
+	b, err := hammerredis.Start(hammerredis.Options{ExpiryMs: 60_000, RedisURL: redisURL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hammerredis.Stop(b)
+	ctx := context.Background()
+	if err := b.WaitConnected(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// 2 requests a minute (a Hammer 6 window) and 100 an hour (a Hammer 7
+	// sliding window) for user 42; a request denied by one costs neither.
+	perMinute := protocol.CheckLimit{Hammer6: true, Policy: protocol.Policy{ScaleMs: 60_000, Limit: 2},
+		ID: "example:check:user:42", Cost: 1}
+	perHour := protocol.CheckLimit{Policy: protocol.Policy{Algorithm: protocol.SlidingWindow, Prefix: "example:check",
+		ScaleMs: 3_600_000, Limit: 100}, ID: "user:42", Cost: 1}
+	c := protocol.Check{Now: time.Now().UnixMilli(), AllOrNothing: true, Limits: []protocol.CheckLimit{perMinute, perHour}}
+	for range 3 {
+		r, err := b.Check(ctx, c)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("allowed %t, charged %t: %d this minute, %d this hour\n",
+			c.Allowed(r.Decisions), c.Charged(r.Decisions), r.Decisions[0].Count, r.Decisions[1].Count)
+	}
+	n, err := b.Get(ctx, protocol.Get{Policy: perHour.Policy, ID: perHour.ID})
+	fmt.Println("counted this hour:", n, err)
+
+	b.DeleteBuckets(ctx, perMinute.ID)
+	b.Set(ctx, protocol.Set{Policy: perHour.Policy, ID: perHour.ID}) // a count of 0 deletes the window
+	// Output:
+	// allowed true, charged true: 1 this minute, 1 this hour
+	// allowed true, charged true: 2 this minute, 2 this hour
+	// allowed false, charged false: 3 this minute, 3 this hour
+	// counted this hour: 2 <nil>
 }
