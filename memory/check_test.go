@@ -75,36 +75,6 @@ func TestCheckCountsWhereTheSingleCallsDo(t *testing.T) {
 	}
 }
 
-// TestCheckThatFailsWritesNothing: a limit whose key holds another type
-// fails the check, and the limits before it count nothing, in either mode.
-func TestCheckThatFailsWritesNothing(t *testing.T) {
-	b, clk := newCheckBackend(t)
-	ctx := context.Background()
-	now := clk.Now().UnixMilli()
-	fix := protocol.Policy{Algorithm: protocol.FixWindow, Prefix: "p", ScaleMs: 60_000, Limit: 5}
-	// A leaky bucket named as the fix window's key: "p:x:<window>".
-	w, _ := fix.Window(now)
-	leaky := protocol.Policy{Algorithm: protocol.LeakyBucket, Prefix: "p", Rate: 1, Limit: 5}
-	if _, err := b.Hit(ctx, protocol.Hit{Policy: leaky, ID: fmt.Sprintf("x:%d", w), Cost: 1, Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	token := protocol.Policy{Algorithm: protocol.TokenBucket, Prefix: "t", Rate: 1, Limit: 5}
-	six := protocol.CheckLimit{Hammer6: true, Policy: protocol.Policy{ScaleMs: 60_000, Limit: 5}, ID: "x", Cost: 1}
-	for _, all := range []bool{false, true} {
-		c := protocol.Check{Now: now, AllOrNothing: all, Limits: []protocol.CheckLimit{
-			six, {Policy: token, ID: "x", Cost: 1}, {Policy: fix, ID: "x", Cost: 1}}}
-		if r, err := b.Check(ctx, c); !errors.Is(err, protocol.ErrRedis) {
-			t.Errorf("all or nothing %t: Check over a key of another type = %+v, %v; want WRONGTYPE (protocol.ErrRedis)", all, r, err)
-		}
-	}
-	if info, err := b.GetBucket(ctx, protocol.BucketKey{ID: "x", Bucket: now / 60_000}); info != nil || err != nil {
-		t.Errorf("the Hammer 6 bucket after the failed checks = %+v, %v; want none", info, err)
-	}
-	if n, err := b.Get(ctx, protocol.Get{Policy: token, ID: "x", Now: now}); err != nil || n != 5 {
-		t.Errorf("the token bucket after the failed checks = %d, %v; want 5 (full, untouched)", n, err)
-	}
-}
-
 func TestCheckErrors(t *testing.T) {
 	b, clk := newCheckBackend(t)
 	c := protocol.Check{Now: clk.Now().UnixMilli(), Limits: []protocol.CheckLimit{

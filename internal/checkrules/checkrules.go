@@ -37,7 +37,9 @@
 //     more than it allows;
 //   - 64 goroutines checking one set of keys at one instant, all or
 //     nothing: exactly the allowed checks are counted;
-//   - invalid checks (protocol.ErrInvalid) and a canceled context.
+//   - invalid checks (protocol.ErrInvalid), a canceled context, and a
+//     check that fails on a key of another type (protocol.ErrRedis,
+//     WRONGTYPE), which counts nothing, in either mode.
 //
 // # Keys and time
 //
@@ -72,6 +74,8 @@ type Backend interface {
 	GetBucket(ctx context.Context, key protocol.BucketKey) (*protocol.BucketInfo, error)
 	// Get reads a Hammer 7 key: a window's count, a bucket's level.
 	Get(ctx context.Context, r protocol.Get) (int64, error)
+	// Hit is Hammer 7's hit: here, to make a key of another type.
+	Hit(ctx context.Context, r protocol.Hit) (protocol.HitReply, error)
 }
 
 // Env is one backend under test.
@@ -115,6 +119,7 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 	subtest("concurrency", concurrent)
 	subtest("invalid", invalid)
 	subtest("canceled_context", canceled)
+	subtest("failed_check_writes_nothing", failed)
 }
 
 // read returns what limit l has counted at nowMs: its Hammer 6 bucket's
@@ -194,6 +199,34 @@ func canceled(t *testing.T, e Env) {
 		}
 		if n, err := read(context.Background(), e.Backend, l, c.Now); err != nil || n != want {
 			t.Errorf("limit %d after a canceled check: %d, %v; want %d", i, n, err, want)
+		}
+	}
+}
+
+// failed checks that a check failing on a key of another type (Redis's
+// WRONGTYPE) counts nothing, not even for the limits before that key.
+func failed(t *testing.T, e Env) {
+	ctx := context.Background()
+	key := freshKey(t)
+	now := e.Clock.Now().UnixMilli()
+	window := on(fix(60_000, 5), key)
+	// A leaky bucket whose key is the fix window's: "<prefix>:<key>:<window>".
+	w, _ := window.Policy.Window(now)
+	squatter := leaky(1, 5).Policy
+	squatter.Prefix = window.Policy.Prefix
+	if _, err := e.Backend.Hit(ctx, protocol.Hit{Policy: squatter, ID: fmt.Sprintf("%s:%d", key, w), Cost: 1, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	limits := []protocol.CheckLimit{on(h6(60_000, 5), key), on(token(1, 5), key), window}
+	for _, all := range []bool{false, true} {
+		c := protocol.Check{Now: now, AllOrNothing: all, Limits: limits}
+		if r, err := e.Backend.Check(ctx, c); !errors.Is(err, protocol.ErrRedis) {
+			t.Errorf("all or nothing %t: Check over a key of another type = %+v, %v; want WRONGTYPE (protocol.ErrRedis)", all, r, err)
+		}
+	}
+	for i, want := range []int64{0, 5} {
+		if n, err := read(ctx, e.Backend, limits[i], now); err != nil || n != want {
+			t.Errorf("%s after the failed checks: %d, %v; want %d", name(limits[i]), n, err, want)
 		}
 	}
 }
