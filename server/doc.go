@@ -21,9 +21,9 @@
 //   - [Server], the handle (server.go), lives as long as the server. Its
 //     methods run on the callers' goroutines: New, String, Connected,
 //     WaitConnected, Stopped, Stop, Redial and Stats; CountHit,
-//     GetBucket and their ASKING variants (caller.go), and Hammer 7's Hit,
-//     Inc, Set and Get (hammer7.go), which queue a call and wait for its
-//     answer; and DeleteBuckets (delete.go), which runs a
+//     GetBucket and their ASKING variants (caller.go), Hammer 7's Hit,
+//     Inc, Set and Get (hammer7.go) and Check (check.go), which queue a
+//     call and wait for its answer; and DeleteBuckets (delete.go), which runs a
 //     whole delete on the caller's goroutine, on a connection of its own.
 //     What they share with the server goroutine is atomic, a channel or
 //     behind a mutex.
@@ -70,6 +70,14 @@
 // together are coalesced into one INCRBY of their sum. At connect, INFO
 // tells the server's version: before Redis 7.0 those calls fail unsent with
 // protocol.ErrUnsupported, and Hammer 6's go on.
+//
+// # Check
+//
+// A protocol.Check (several limits at once) is one call too: one run of the
+// check script (scriptcheck.go), built on Hammer 7's, which decides every
+// limit before it writes anything, so that all-or-nothing writes nothing
+// when a limit denies. It goes alone, never coalesced nor in a multi-key
+// run, and like Hammer 7's calls it needs Redis 7.0.
 //
 // # Errors
 //
