@@ -4,7 +4,15 @@ import (
 	"context"
 
 	"github.com/hammer-go/hammerredis/protocol"
+	"github.com/hammer-go/hammerredis/server"
 )
+
+// CheckLua is the Lua source of the check script, which Check runs once
+// per check (per slot on a Redis Cluster): every limit decided, then
+// written unless all-or-nothing forbids it. It is exported, like
+// CountHitLua, for tools that must do the same Redis work as the backend;
+// its arguments are listed in server/scriptcheck.go.
+const CheckLua = server.CheckLua
 
 // Check decides one request against several limits at once, Hammer 6
 // windows and Hammer 7 hits, by the rules of protocol.Check: each limit as

@@ -7,7 +7,8 @@ import (
 
 // ClusterConfig points a backend at a Redis Cluster. Every call touches one
 // key, so the Elixir-compatible layout works on a cluster as it is: the
-// backend routes each call to the master that holds its key's slot. The
+// backend routes each call to the master that holds its key's slot. A
+// Check touches several: see Backend.Check for when they must share a slot. The
 // nodes' connections use the backend's RedisConfig (password, TLS,
 // timeouts; not its host or port). New refuses a Database other than 0
 // (cluster nodes refuse SELECT) and a Sentinel with it.
