@@ -298,13 +298,14 @@ func TestCheckRefusesKeysItsCallsWouldRefuse(t *testing.T) {
 		{"a key of another type", func(key string) { testenv.Do(t, f.Admin, "SADD", key, "m") }, "WRONGTYPE"},
 		{"a counter that is no integer", func(key string) { testenv.Do(t, f.Admin, "SET", key, "x") }, "not an integer"},
 		{"a Hammer 6 count that is no integer", func(key string) { testenv.Do(t, f.Admin, "HSET", key, "count", "x") }, "not an integer"},
+		{"a counter with a leading zero", func(key string) { testenv.Do(t, f.Admin, "SET", key, "07") }, "not an integer"},
 	} {
 		for _, all := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/all=%v", tc.name, all), func(t *testing.T) {
 				c := protocol.Check{Now: now, AllOrNothing: all, Limits: withPrefix(mixedLimits(""), fmt.Sprint(prefix, i, all))}
 				c.Limits[0].ID = fmt.Sprint("k", i, all)
 				keys := checkKeys(f, c)
-				spoilt := []int{2, 1, 0}[i] // the sliding window, the fix window, the Hammer 6 bucket
+				spoilt := []int{2, 1, 0, 1}[i] // the sliding window, the fix window, the Hammer 6 bucket
 				tc.spoil(keys[spoilt])
 				_, err := f.B.Check(ctx, c)
 				assert.ErrorIs(t, err, hammerredis.ErrRedis)

@@ -32,10 +32,11 @@ end
 local s, us = clock(ARGV[2])
 local big = 9007199254740992
 -- counter returns the integer v holds (0 for none), or nil and the error
--- that INCRBY or HINCRBY would give.
+-- that INCRBY or HINCRBY would give: Redis reads base 10 without a sign
+-- but '-', spaces or leading zeros.
 local function counter(v, bad)
   if not v then return 0 end
-  if not string.match(v, '^-?%d+$') then return nil, bad end
+  if v ~= '0' and not string.match(v, '^-?[1-9]%d*$') then return nil, bad end
   local n = tonumber(v)
   if n >= big or n <= -big then return nil, 'ERR hammerredis: check: a count past 2^53' end
   return n
