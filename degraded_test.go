@@ -85,3 +85,29 @@ func TestDegradedModeLimitsInProcessWhileRedisIsAway(t *testing.T) {
 	bucket = clock.Now().UnixMilli() / time.Hour.Milliseconds()
 	assert.Equal(t, "1", hgetCount(t, srv.Conn(t), f.Key("per-hour:user:1", bucket)))
 }
+
+// TestDegradedModeTakesOverFromAHungRedis: a Redis that accepts the call
+// and never answers (CLIENT PAUSE WRITE) is left after FallbackAfter, well within
+// the caller's deadline, and the fallback decides.
+func TestDegradedModeTakesOverFromAHungRedis(t *testing.T) {
+	srv := redistest.New(t)
+	f := testenv.Start(t, srv, hammerredis.Options{})
+	mem, err := memory.New(memory.Options{ExpiryMs: 60_000})
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	c, err := hammer.NewChecker(f.B, hammer.Config{
+		Limits:   []hammer.Limit{{Name: "per-hour", Scale: time.Hour, Max: 10}},
+		Fallback: mem, FallbackShare: 1, FallbackAfter: 20 * time.Millisecond, Logger: logtest.New().Logger(),
+	})
+	require.NoError(t, err)
+	testenv.Do(t, f.Admin, "CLIENT", "PAUSE", 60_000, "WRITE") // the check script included
+	t.Cleanup(func() { f.Admin.Do("CLIENT", "UNPAUSE") })
+	// The caller's deadline is far beyond FallbackAfter, and comes before
+	// the backend's own CallTimeout (5s).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d, err := c.Check(ctx, "user:1")
+	require.NoError(t, err, "the fallback decides before the caller's deadline")
+	assert.True(t, d.Degraded)
+	assert.True(t, d.Allowed)
+}

@@ -67,6 +67,13 @@ type Config struct {
 	// backend again (when the backend reports itself connected); the first
 	// that succeeds hands back to it. Default DefaultProbeEvery.
 	ProbeEvery time.Duration
+	// FallbackAfter bounds each backend call when there is a Fallback: a
+	// call that takes longer (a Redis that hangs) is decided by Fallback,
+	// as one that fails is. Its outcome on Redis is unknown: it may still
+	// count there, and is never sent again. Keep it below the callers'
+	// own deadlines (httplimit's Timeout, 100ms by default), or they give
+	// up before the fallback decides. Default DefaultFallbackAfter.
+	FallbackAfter time.Duration
 
 	// Observer, when set, receives every decision and every backend call
 	// (contrib/otel records them as metrics). It must not block.
@@ -76,8 +83,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultProbeEvery is Config.ProbeEvery's default.
-const DefaultProbeEvery = time.Second
+// Defaults of Config.
+const (
+	// DefaultProbeEvery is Config.ProbeEvery's default.
+	DefaultProbeEvery = time.Second
+	// DefaultFallbackAfter is Config.FallbackAfter's default: half of
+	// httplimit's default Timeout.
+	DefaultFallbackAfter = 50 * time.Millisecond
+)
 
 // maxNameBytes bounds a Limit's Name.
 const maxNameBytes = 64
@@ -156,9 +169,16 @@ func NewChecker(b CheckBackend, cfg Config) (*Checker, error) {
 		return nil, bad("FallbackShare %v is out of range (0, 1]", cfg.FallbackShare)
 	case cfg.ProbeEvery < 0:
 		return nil, bad("ProbeEvery %v is negative", cfg.ProbeEvery)
+	case cfg.FallbackAfter < 0:
+		return nil, bad("FallbackAfter %v is negative", cfg.FallbackAfter)
+	case cfg.Fallback == nil && cfg.FallbackAfter != 0:
+		return nil, bad("FallbackAfter %v without a Fallback", cfg.FallbackAfter)
 	}
 	if cfg.ProbeEvery == 0 {
 		cfg.ProbeEvery = DefaultProbeEvery
+	}
+	if cfg.FallbackAfter == 0 {
+		cfg.FallbackAfter = DefaultFallbackAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -346,8 +366,14 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 	var rep protocol.CheckReply
 	err := errDegraded
 	if c.share == nil || c.health.tryBackend(c.backend, now) {
+		bctx := ctx
+		if c.share != nil {
+			var cancel context.CancelFunc
+			bctx, cancel = context.WithTimeout(ctx, c.cfg.FallbackAfter)
+			defer cancel()
+		}
 		start := time.Now()
-		rep, err = c.backend.Check(ctx, req)
+		rep, err = c.backend.Check(bctx, req)
 		if err == nil && len(rep.Decisions) != len(req.Limits) {
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
 		}

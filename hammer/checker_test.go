@@ -75,6 +75,8 @@ func TestNewCheckerRefusesBadConfigs(t *testing.T) {
 		"negative share":           {Limits: []hammer.Limit{ok}, Fallback: m, FallbackShare: -0.5},
 		"NaN share":                {Limits: []hammer.Limit{ok}, Fallback: m, FallbackShare: math.NaN()},
 		"negative ProbeEvery":      {Limits: []hammer.Limit{ok}, Fallback: m, FallbackShare: 1, ProbeEvery: -time.Second},
+		"negative FallbackAfter":   {Limits: []hammer.Limit{ok}, Fallback: m, FallbackShare: 1, FallbackAfter: -time.Second},
+		"FallbackAfter alone":      {Limits: []hammer.Limit{ok}, FallbackAfter: time.Second},
 	}
 	for name, cfg := range tests {
 		c, err := hammer.NewChecker(m, cfg)
