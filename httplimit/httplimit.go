@@ -157,11 +157,11 @@
 // Each request makes one backend call, bounded by the request's context and
 // Config.Timeout (default [DefaultTimeout], 100ms): a Redis that hangs adds at
 // most that much latency before the error policy applies. While the backend
-// knows Redis is down, calls fail at once. A Checker's Fallback takes over on
-// the backend's own errors (a lost connection, the backend's call timeout),
-// not on Config.Timeout: the checker leaves a call whose context ended to its
-// caller, so a Redis that hangs without dropping the connection is handled by
-// Config.OnError until the backend's call timeout degrades the checker.
+// knows Redis is down, calls fail at once. A Checker with a Fallback leaves
+// a backend call after its own [hammer.Config].FallbackAfter (default 50ms)
+// and lets the fallback decide, so keep FallbackAfter below Timeout: a
+// Redis that hangs then costs each request at most FallbackAfter, and
+// Config.OnError applies only when the fallback fails too.
 package httplimit
 
 import (
@@ -290,10 +290,10 @@ type Config struct {
 	// Timeout bounds each backend call, on top of the request's context;
 	// default 100ms ([DefaultTimeout]). A negative Timeout sets no bound of
 	// the middleware's own: the request's context and the backend's call
-	// timeout still apply. A call that times out is handled by OnError
-	// (also with a Checker's Fallback, which takes over on the backend's
-	// own errors: the checker leaves a call whose context ended to its
-	// caller); it may still be counted once Redis answers.
+	// timeout still apply. A call that times out is handled by OnError;
+	// it may still be counted once Redis answers. With a Checker's
+	// Fallback, keep its FallbackAfter below Timeout, so that the fallback
+	// decides first.
 	Timeout time.Duration
 	// OnError says what happens to a request when the backend fails:
 	// FailOpen (the default) or FailClosed.
