@@ -19,10 +19,50 @@
 // error; errors come from the backend (Redis unreachable, a timeout) or from
 // invalid arguments (protocol.ErrInvalid, which is hammerredis.ErrInvalid).
 //
+// # Several limits
+//
+// A [Checker] checks one request against several named limits at once
+// (say 10 a second and 1000 an hour per API key, plus 100 a second per
+// IP), in one round trip per Redis node: each [Limit] is a Hammer 6 fixed
+// window (Scale and Max) or a Hammer 7 policy (package hammer7), with a key
+// of its own or one key for all. By default every limit counts each
+// request by its own rules, as Hammer does; with Config.AllOrNothing, a
+// request that one limit denies is counted by none, so a client stopped by
+// the narrow limit does not use up the broad one. The [Decision] says
+// whether the request may go on and, for each limit, what the RateLimit
+// header fields tell (quota, window, remaining, reset, retry after). On a
+// Redis Cluster, an all-or-nothing check needs every key in one slot (a
+// hash tag in the ids, such as "{api-key-42}"); a check without it is split
+// per slot and counted on each master.
+//
+// # Shadow limits
+//
+// A Limit with Shadow set is counted and reported (its LimitResult,
+// headers, metrics, and a log line a second at most) but never denies a
+// request, nor keeps the others from counting it: the dry run of a new
+// limit before it bites.
+//
+// # Degraded mode
+//
+// With Config.Fallback (usually a *memory.Backend), a Checker whose backend
+// fails, or takes longer than Config.FallbackAfter, decides in process at
+// Config.FallbackShare of every limit, and says so (Decision.Degraded,
+// Checker.Degraded, the log, the Observer). While degraded it tries the
+// backend again with one request every Config.ProbeEvery (when the backend
+// reports a connection), and hands back to it after the first that
+// succeeds. Without a Fallback the backend's errors are returned, and the
+// caller fails open or closed.
+//
+// # Metrics
+//
+// Config.Observer receives every limit's outcome (allowed, denied,
+// shadow_denied, error; degraded or not) and every backend call's duration
+// and error; contrib/otel records them as OpenTelemetry metrics.
+//
 // # Time
 //
-// The clock is a parameter: [Limiter.WithClock] replaces time.Now, so tests
-// can step time across windows.
+// The clock is a parameter: [Limiter.WithClock] and [Checker.WithClock]
+// replace time.Now, so tests can step time across windows.
 package hammer
 
 import (
