@@ -18,6 +18,9 @@ package server
 //     INCRBY and PEXPIREAT NX; a sliding window trimmed, then zflush; a
 //     bucket's flush).
 //
+// It runs no command that Hammer 6's and Hammer 7's calls do not run (a
+// Hammer 6 count is read with HMGET, as get_bucket reads it; a fix
+// window's with GET, as its get does), so a user allowed both may run it.
 // A read that its call's write would refuse (WRONGTYPE, a counter that is
 // not an integer) fails the whole check before anything is written, as do
 // a count that would pass 2^53 (beyond it Lua's doubles are not exact) and
@@ -50,7 +53,7 @@ for i = 1, #KEYS do
     if kind == '0' or kind == '1' then
       local n, e
       if kind == '0' then
-        n, e = counter(redis.call('HGET', key, 'count'), 'ERR hash value is not an integer')
+        n, e = counter(redis.call('HMGET', key, 'count')[1], 'ERR hash value is not an integer')
       else
         n, e = counter(redis.call('GET', key), 'ERR value is not an integer or out of range')
       end
