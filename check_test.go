@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -457,4 +458,22 @@ func ExampleBackend_Check() {
 	// allowed true, charged true: 2 this minute, 2 this hour
 	// allowed false, charged false: 3 this minute, 3 this hour
 	// counted this hour: 2 <nil>
+}
+
+// TestCheckUnderTheACLOfItsCalls: a user allowed Hammer 6's calls and
+// Hammer 7's (docs/security.md) may run checks of both.
+func TestCheckUnderTheACLOfItsCalls(t *testing.T) {
+	srv := testenv.ACLServer(t)
+	admin := srv.Conn(t)
+	rules := append(slices.Clone(testenv.MinimalCommands), "~H7:*")
+	testenv.SetUser(t, admin, "both", testenv.ACLRules("~"+testenv.ACLPrefix+"*", append(rules, hammer7Commands...)...))
+	clk := checkStart()
+	f := start(t, srv, hammerredis.WithScriptClock(hammerredis.Options{KeyPrefix: testenv.ACLPrefix,
+		RedisURL: testenv.UserURL("redis", "both", testenv.ACLPassword, srv.Addr())}, clk.Now))
+	for _, all := range []bool{false, true} {
+		c := protocol.Check{Now: clk.Now().UnixMilli(), AllOrNothing: all, Limits: mixedLimits("H7")}
+		r, err := f.B.Check(context.Background(), c)
+		require.NoError(t, err, "all=%v", all)
+		assert.True(t, r.Decisions[0].Allowed)
+	}
 }
