@@ -53,7 +53,7 @@ func TestLimitsAllOrNothingCountsNothingWhenDenied(t *testing.T) {
 	for range 2 {
 		want(t, exitOK, `^allowed\n`, args([]string{"limits", "user:42"}, narrow, broad, url)...)
 	}
-	want(t, exitDenied, `^denied, retry in \S+ \(counted in no limit\)\n  narrow  denied  count 3 of 2`,
+	want(t, exitDenied, `^denied, retry in \S+ \(counted in no limit\)\n  narrow  denied  count 2 of 2`,
 		args([]string{"limits", "user:42"}, narrow, broad, url)...)
 	if n := broadCount(t, srv); n != 2 {
 		t.Errorf("the broad count = %d; want 2: the denied request counts in no limit", n)
