@@ -395,10 +395,14 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 		if err != errDegraded {
 			c.health.failed(c.cfg.Logger, err, c.cfg.FallbackShare, now)
 		}
-		for i := range req.Limits {
-			s := c.share[i]
-			req.Limits[i].Policy = s.Policy
+		// A new slice: a backend whose call timed out may still be
+		// reading the one it was given (to send it to Redis late).
+		limits := make([]protocol.CheckLimit, len(req.Limits))
+		for i, l := range req.Limits {
+			l.Policy = c.share[i].Policy
+			limits[i] = l
 		}
+		req.Limits = limits
 		rep, err = c.cfg.Fallback.Check(ctx, req)
 		if err == nil && len(rep.Decisions) != len(req.Limits) {
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
