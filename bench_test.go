@@ -14,6 +14,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/hammer"
 )
 
 // countHitLua is the backend's count_hit script, for the bare redigo
@@ -182,4 +183,56 @@ func BenchmarkTransaction(b *testing.B) {
 			return c.Send("EXEC")
 		}, 6)
 	})
+}
+
+// BenchmarkCheck compares, in one run on the tests' private redis-server,
+// one request checked against two limits (10/s and 1000/h per id) three
+// ways: hammer.Checker's one Check (one script run), the same two limits as
+// two CheckRate calls one after the other (two round trips), and one
+// CheckRate (one limit), the baseline, from many callers on random ids.
+func BenchmarkCheck(b *testing.B) {
+	for _, callers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("checker-2-limits/callers=%d", callers), func(b *testing.B) {
+			c, err := hammer.NewChecker(startBench(b, hammerredis.Options{}), hammer.Config{Limits: []hammer.Limit{
+				{Name: "s", Scale: time.Second, Max: 10}, {Name: "h", Scale: time.Hour, Max: 1000},
+			}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runChecks(b, callers, func(id string) error { _, err := c.Check(context.Background(), id); return err })
+		})
+		b.Run(fmt.Sprintf("checkrate-twice/callers=%d", callers), func(b *testing.B) {
+			l := hammer.New(startBench(b, hammerredis.Options{}))
+			runChecks(b, callers, func(id string) error {
+				if _, err := l.CheckRate(context.Background(), "s:"+id, time.Second, 10); err != nil {
+					return err
+				}
+				_, err := l.CheckRate(context.Background(), "h:"+id, time.Hour, 1000)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("checkrate-once/callers=%d", callers), func(b *testing.B) {
+			l := hammer.New(startBench(b, hammerredis.Options{}))
+			runChecks(b, callers, func(id string) error {
+				_, err := l.CheckRate(context.Background(), id, time.Second, 10)
+				return err
+			})
+		})
+	}
+}
+
+// runChecks runs check from callers goroutines on random ids.
+func runChecks(b *testing.B, callers int, check func(id string) error) {
+	b.ReportAllocs()
+	b.SetParallelism(max(callers/runtime.GOMAXPROCS(0), 1))
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			if err := check(randomID(r)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 }
