@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -188,7 +189,12 @@ With --json: {"key", "allowed", "charged", "limits": [{"name", "key",
 			limits[i] = s.limit
 		}
 		var err error
-		checker, err = hammer.NewChecker(b, hammer.Config{Limits: limits, AllOrNothing: allOrNothing})
+		// The shadow limits' log lines go where the backend's do.
+		logger := slog.New(slog.DiscardHandler)
+		if c.verbose {
+			logger = slog.New(slog.NewTextHandler(c.stderr, nil))
+		}
+		checker, err = hammer.NewChecker(b, hammer.Config{Limits: limits, AllOrNothing: allOrNothing, Logger: logger})
 		if errors.Is(err, protocol.ErrInvalid) {
 			return usageError{err.Error()}
 		}

@@ -66,6 +66,9 @@ func TestLimitsJSONShadowAndPerLimitKeys(t *testing.T) {
 	url := []string{"--redis-url", srv.URL(), "--json"}
 	shadow := []string{"--limit", "name=ip,scale=" + scale + ",max=0,shadow,key=203.0.113.7"}
 	r := want(t, exitOK, `"allowed":true`, args([]string{"limits", "api-key-1"}, narrow, shadow, url)...)
+	if r.stderr != "" {
+		t.Errorf("stderr = %q; want nothing: the shadow limit's log line goes to stderr only with --verbose", r.stderr)
+	}
 	m := decode(t, r, "key", "allowed", "charged", "limits")
 	limits, _ := m["limits"].([]any)
 	if len(limits) != 2 {
