@@ -136,6 +136,7 @@ type chaosFault struct {
 type chaosRun struct {
 	b      *hammerredis.Backend
 	led    *faultLedger
+	checks *checkLedger // the checks of chaosCheckCallers
 	pick   func(i, j int) string
 	faults []chaosFault
 	// healed, when set, waits after the last fault for what it left
@@ -170,8 +171,11 @@ func (r *chaosRun) run(t *testing.T) {
 	r.heapStart = heapInUse()
 	r.heapPeak = r.heapStart
 	loaded := time.Now()
-	ld := startLoad(r.b, r.led, chaosCallers, r.pick, chaosDeadline)
-	t.Cleanup(ld.halt) // before the backend stops, should the test fail early
+	hits := startLoad(r.b, r.led, chaosHitCallers, r.pick, chaosDeadline)
+	checks := startCheckLoad(r.b, r.checks, chaosCheckCallers, r.seed,
+		func(i int) time.Duration { return chaosDeadline(chaosHitCallers + i) })
+	halt := func() { hits.halt(); checks.halt() }
+	t.Cleanup(halt) // before the backend stops, should the test fail early
 	r.led.waitAcked(t, 100)
 	r.before = chaosThroughput(r.led, 0)
 
@@ -199,7 +203,7 @@ func (r *chaosRun) run(t *testing.T) {
 		r.healed()
 	}
 	r.after = chaosThroughput(r.led, chaosThroughputKept*r.before)
-	ld.halt()
+	halt()
 	halted := time.Now()
 	r.ran = halted.Sub(loaded)
 	// No event says that the backend is idle: poll, within chaosIdleWait.
@@ -260,15 +264,15 @@ func (r *chaosRun) log(t *testing.T, what string, lag *schedLag, backend string,
 	lines = append(lines, extra...)
 	p50, most := quantiles(all)
 	growth := int64(r.heapEnd) - int64(r.heapStart)
-	t.Logf("%s: %v of faults, %d callers, seed %d (HAMMERREDIS_CHAOS_SEED replays the schedule)\n"+
-		"%s, %.0f calls/s over %v\n"+
+	t.Logf("%s: %v of faults, %d callers (%d of them checking), seed %d (HAMMERREDIS_CHAOS_SEED replays the schedule)\n"+
+		"%s, %.0f calls/s over %v\n%s\n"+
 		"throughput: %.0f acknowledged calls/s after the warm-up, %.0f after the last fault (%.0f%%, limit %.0f%%); "+
 		"in the air once idle: %d (read %v after the halt)\n"+
 		"faults %d, served again after p50 %v, max %v (limit %v + scheduling lag %v):\n%s\n"+
 		"backend: %s\n"+
 		"heap in use: %.1f MiB at the start, %.1f MiB peak, %.1f MiB at the end (growth %+.1f MiB, limit %d MiB)",
-		what, r.faulty.Round(time.Millisecond), chaosCallers, r.seed,
-		r.led.summary(), float64(r.led.calls.Load())/r.ran.Seconds(), r.ran.Round(time.Millisecond),
+		what, r.faulty.Round(time.Millisecond), chaosCallers, chaosCheckCallers, r.seed,
+		r.led.summary(), float64(r.led.calls.Load())/r.ran.Seconds(), r.ran.Round(time.Millisecond), r.checks.summary(),
 		r.before, r.after, 100*r.after/r.before, 100*chaosThroughputKept, r.inAir, r.idle.Round(time.Millisecond),
 		total, p50, most, recoveryLimit, lag.max().Round(time.Millisecond), strings.Join(lines, "\n"),
 		backend,
@@ -300,11 +304,12 @@ func TestChaos(t *testing.T) {
 	// user is the admin.
 	// The user's rights are in the arguments, so that they survive a
 	// restart: those of Hammer 7's fix windows too (h7Rights).
-	srv := redistest.New(t, redistest.Options{AppendOnly: true, Args: append(testenv.ACLUserArgs(), h7Rights...)})
+	srv := redistest.New(t, redistest.Options{AppendOnly: true,
+		Args: slices.Concat(testenv.ACLUserArgs(), h7Rights, checkRights)})
 	admin, err := srv.Dial()
 	require.NoError(t, err)
 	testenv.Populate(t, admin, chaosUnrelated)
-	counted, refusing, pick := chaosIDs(chaosCallers)
+	counted, refusing, pick := chaosIDs(chaosHitCallers)
 	for _, id := range refusing {
 		testenv.Do(t, admin, "SET", protocol.Key(testenv.ACLPrefix, hammerredis.BucketKey{Bucket: faultBucket, ID: id}), chaosString)
 	}
@@ -320,6 +325,7 @@ func TestChaos(t *testing.T) {
 	e := &faultEnv{callers: chaosCallers, pick: pick, srv: srv, proxy: proxy, f: testenv.Start(t, srv, opts),
 		led: newFaultLedger(lag, counted...)}
 	e.led.refuse(chaosString, refusing...)
+	e.checks = newCheckLedger(e.led, e.f.Key)
 
 	// adminDo runs a command as the admin (the default user), past the
 	// proxy.
@@ -397,7 +403,7 @@ func TestChaos(t *testing.T) {
 			return faultProbeID
 		}},
 	}
-	r := &chaosRun{b: e.f.B, led: e.led, pick: pick, faults: faults, healed: func() { dels.wait(t) },
+	r := &chaosRun{b: e.f.B, led: e.led, checks: e.checks, pick: pick, faults: faults, healed: func() { dels.wait(t) },
 		length: length, seed: seed}
 	r.run(t)
 
@@ -512,7 +518,7 @@ func TestChaosCluster(t *testing.T) {
 		require.NoError(t, err)
 		return m
 	}
-	counted, refusing, pick := chaosIDs(chaosCallers)
+	counted, refusing, pick := chaosIDs(chaosHitCallers)
 	// An id on each master, to probe it after its freeze.
 	probes := map[*redistest.Server]string{}
 	for i := 0; len(probes) < len(masters); i++ {
@@ -531,6 +537,9 @@ func TestChaosCluster(t *testing.T) {
 	t.Cleanup(lag.halt)
 	led := newFaultLedger(lag, counted...)
 	led.refuse(chaosString, refusing...)
+	checks := newCheckLedger(led, func(id string, bucket int64) string {
+		return protocol.Key(protocol.DefaultKeyPrefix, hammerredis.BucketKey{Bucket: bucket, ID: id})
+	})
 
 	log := logtest.New()
 	b, err := hammerredis.Start(hammerredis.Options{
@@ -582,12 +591,13 @@ func TestChaosCluster(t *testing.T) {
 			return faultProbeID
 		}},
 	}
-	r := &chaosRun{b: b, led: led, pick: pick, faults: faults, length: length, seed: seed}
+	r := &chaosRun{b: b, led: led, checks: checks, pick: pick, faults: faults, length: length, seed: seed}
 	r.run(t)
 
 	require.NoError(t, hammerredis.Stop(b))
 	lag.halt()
 	led.check(t, do, key)
+	checks.check(t, do)
 	r.check(t, lag)
 	r.log(t, "chaos on a cluster", lag, fmt.Sprintf("%d slot migrations; %d connects, %d connections lost, %d failed dials",
 		moved, r.st.Connects, r.st.Restarts, r.st.DialFailures))

@@ -439,6 +439,7 @@ type faultEnv struct {
 	proxy   *faultproxy.Proxy
 	f       *testenv.Fixture
 	led     *faultLedger
+	checks  *checkLedger // when set, finish checks it too
 	recs    []faultRecovery
 }
 
@@ -514,6 +515,9 @@ func (e *faultEnv) finish(t *testing.T) {
 	defer admin.Close()
 	e.led.lag.halt()
 	e.led.check(t, connKeyDo(admin), func(id string) string { return e.f.Key(id, faultBucket) })
+	if e.checks != nil {
+		e.checks.check(t, connKeyDo(admin))
+	}
 	for _, r := range e.recs {
 		assert.Less(t, r.took, recoveryLimit+e.led.lag.max(),
 			"served again after the %s; want less than %v (+ %v of scheduling lag): within about 1s of Redis being healthy",
