@@ -286,8 +286,10 @@ func (r *chaosRun) log(t *testing.T, what string, lag *schedLag, backend string,
 // of the backend's ACL user taken away for a while, and DeleteBuckets run
 // through 300k unrelated keys (while the next faults strike). Two of the
 // hot ids, hit by many callers at once so that their hits are coalesced,
-// have keys that hold a string. Each call has a deadline of 100-400ms; the
-// callers' account of their hits is checked against Redis at the end, with
+// have keys that hold a string. 16 of the callers run checks of several
+// limits instead (chaos_check_test.go). Each call has a deadline of
+// 100-400ms; the callers' account of their hits and checks is checked
+// against Redis at the end, with
 // the call durations, the time to serve again after each heal, the
 // throughput after the last fault against after the warm-up, nothing left
 // in the air once idle, goroutine leaks and heap growth.
@@ -494,9 +496,9 @@ func (d *chaosDeletes) check(t *testing.T, admin redis.Conn, key func(id string,
 }
 
 // TestChaosCluster runs the load of TestChaos against a Redis Cluster of
-// three masters while slots holding the hot keys move to another master
-// and back, a master is frozen for a moment, and the scripts are flushed;
-// with the same ledger and checks.
+// three masters while slots holding the hot keys (and hot checks' keys)
+// move to another master and back, a master is frozen for a moment, and
+// the scripts are flushed; with the same ledgers and checks.
 func TestChaosCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos runs for seconds: make test runs it, make chaos longer")
