@@ -196,7 +196,7 @@ func TestACLOptionalRights(t *testing.T) {
 	testenv.Do(t, admin, "SCRIPT", "FLUSH")
 	f := start(t, srv, hammerredis.Options{KeyPrefix: testenv.ACLPrefix, RedisURL: testenv.UserURL("redis", "full", testenv.ACLPassword, srv.Addr()),
 		RedixConfig: &hammerredis.RedisConfig{ClientName: "acl-full", Database: 2}})
-	assert.Equal(t, 9, secCachedScripts(t, admin), "with +script|load Hammer 6's three scripts, Hammer 7's five and the check script are loaded at connection start")
+	assert.Equal(t, 10, secCachedScripts(t, admin), "with +script|load Hammer 6's three scripts, Hammer 7's five and the two check scripts are loaded at connection start")
 	assert.NotEmpty(t, clientLine(t, admin, "acl-full"), "CLIENT SETNAME ran")
 	n, err := secCount(f.B, hammerredis.BucketKey{Bucket: 1, ID: "db2"})
 	require.NoError(t, err)

@@ -9,9 +9,10 @@ import (
 )
 
 // A protocol.Check goes through the pipeline as one call: one run of the
-// check script (scriptcheck.go), alone in its flight (never coalesced nor
-// in a multi-key run), sent again as EVAL after NOSCRIPT like the other
-// scripts, never after its outcome is unknown. Its keys are built on the
+// check script (scriptcheck.go), or its part of a run of the multi-check
+// script with the other checks of its flight (multicheck.go); never
+// coalesced, sent again after NOSCRIPT like the other scripts, never after
+// its outcome is unknown. Its keys are built on the
 // caller's goroutine (validate), so that a check whose limits would write
 // one key as two types is refused before it is queued, and the writer only
 // copies them.
@@ -117,24 +118,41 @@ func (cn *conn) sendCheck(c *call, evalSource bool) error {
 		cmd, script = "EVAL", checkScript.source
 	}
 	cn.args = append(cn.args[:0], script, len(r.Limits))
-	for i := range r.Limits {
-		cn.args = append(cn.args, c.key(i))
+	cn.args = c.appendKeys(cn.args)
+	cn.args = append(cn.args, checkMode(r), cn.scriptClock(), cn.nowArg(r.Now), cn.ttlArg)
+	cn.args = cn.appendLimits(cn.args, r)
+	return cn.rc.Send(cmd, cn.args...)
+}
+
+// appendKeys appends the keys of c's check to args.
+func (c *call) appendKeys(args []any) []any {
+	for i := range c.check.Limits {
+		args = append(args, c.key(i))
 	}
-	mode := "each"
+	return args
+}
+
+// checkMode is a check's mode argument: "all" (AllOrNothing) or "each".
+func checkMode(r *protocol.Check) string {
 	if r.AllOrNothing {
-		mode = "all"
+		return "all"
 	}
-	cn.args = append(cn.args, mode, cn.scriptClock(), r.Now, cn.ttlArg)
+	return "each"
+}
+
+// appendLimits appends the five arguments of each limit of r to args: its
+// kind, "1" when shadow else "0", its cost and two numbers (CheckLua).
+func (cn *conn) appendLimits(args []any, r *protocol.Check) []any {
 	for _, l := range r.Limits {
 		p := l.Policy
 		kind, a, b := int(p.Algorithm), cn.box(p.Limit), any(nil)
 		switch {
 		case l.Hammer6:
 			_, toNext := l.Bucket6(r.Now)
-			kind, b = 0, toNext
+			kind, b = 0, cn.box(toNext)
 		case p.Algorithm == protocol.FixWindow:
 			_, end := p.Window(r.Now)
-			b = end
+			b = cn.box(end)
 		case p.Algorithm == protocol.SlidingWindow:
 			b = cn.box(p.WindowSeconds())
 		default:
@@ -144,9 +162,9 @@ func (cn *conn) sendCheck(c *call, evalSource bool) error {
 		if l.Shadow {
 			shadow = "1"
 		}
-		cn.args = append(cn.args, kind, shadow, cn.box(l.Cost), a, b)
+		args = append(args, kind, shadow, cn.box(l.Cost), a, b)
 	}
-	return cn.rc.Send(cmd, cn.args...)
+	return args
 }
 
 // decodeCheck decodes the check script's reply: one {count, retry ms} per
@@ -162,15 +180,39 @@ func decodeCheck(r *protocol.Check, reply any) ([]protocol.HitReply, error) {
 		if !ok || len(pair) != 2 {
 			return nil, fmt.Errorf("%w: check replied %T of %d elements for limit %d, want 2 integers", protocol.ErrBadReply, e, lenOf(e), i)
 		}
-		count, ok1 := pair[0].(int64)
-		retry, ok2 := pair[1].(int64)
-		switch {
-		case !ok1 || !ok2:
-			return nil, fmt.Errorf("%w: check replied %T and %T for limit %d, want 2 integers", protocol.ErrBadReply, pair[0], pair[1], i)
-		case retry < 0 && retry != protocol.Never:
-			return nil, fmt.Errorf("%w: check replied a deny with a wait of %d ms for limit %d", protocol.ErrBadReply, retry, i)
+		var err error
+		if out[i], err = decision(pair[0], pair[1], i); err != nil {
+			return nil, err
 		}
-		out[i] = protocol.HitReply{Allowed: retry == 0, Count: count, RetryAfterMs: retry}
 	}
 	return out, nil
+}
+
+// decodeFlat decodes a check's part of a multi-check run's reply: its
+// limits' count and retry ms, flattened (MultiCheckLua).
+func decodeFlat(r *protocol.Check, elems []any) ([]protocol.HitReply, error) {
+	if len(elems) != 2*len(r.Limits) {
+		return nil, fmt.Errorf("%w: check replied %d integers, want %d", protocol.ErrBadReply, len(elems), 2*len(r.Limits))
+	}
+	out := make([]protocol.HitReply, len(r.Limits))
+	for i := range out {
+		var err error
+		if out[i], err = decision(elems[2*i], elems[2*i+1], i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decision decodes limit i's count and retry ms.
+func decision(count, retry any, i int) (protocol.HitReply, error) {
+	n, ok1 := count.(int64)
+	ms, ok2 := retry.(int64)
+	switch {
+	case !ok1 || !ok2:
+		return protocol.HitReply{}, fmt.Errorf("%w: check replied %T and %T for limit %d, want 2 integers", protocol.ErrBadReply, count, retry, i)
+	case ms < 0 && ms != protocol.Never:
+		return protocol.HitReply{}, fmt.Errorf("%w: check replied a deny with a wait of %d ms for limit %d", protocol.ErrBadReply, ms, i)
+	}
+	return protocol.HitReply{Allowed: ms == 0, Count: n, RetryAfterMs: ms}, nil
 }

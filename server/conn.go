@@ -45,8 +45,9 @@ type conn struct {
 	// evalCoalesced sends the next coalesced group as EVAL with the
 	// script's source: Redis lost the script (SCRIPT FLUSH, a failover) or
 	// the user may not run SCRIPT LOAD, and EVAL puts it back in the cache.
-	// evalMulti does the same for the next multi-key run.
-	evalCoalesced, evalMulti, evalMulti7 bool
+	// evalMulti, evalMulti7 and evalMultiCheck do the same for the next
+	// multi-key run of their kind.
+	evalCoalesced, evalMulti, evalMulti7, evalMultiCheck bool
 	// tooOld7 says why this server cannot run Hammer 7's calls, "" when
 	// it can (see tooOld7).
 	tooOld7  string
@@ -274,6 +275,9 @@ func (cn *conn) sendAgain() {
 		}
 		if f.lostMulti7 {
 			cn.evalMulti7 = true
+		}
+		if f.lostMultiCheck {
+			cn.evalMultiCheck = true
 		}
 		cn.launch(f.noScript, true, false)
 		cn.launch(f.singly, false, false)

@@ -52,12 +52,13 @@
 // soon as it is queued while few are in the air, calls queued while many are
 // go out together (flight.go), hits on one bucket queued together are
 // coalesced (coalesce.go), and on a single server hits on distinct buckets
-// share multi-key script runs (multi.go). A broken connection ends Serve
-// with an error so that its supervisor restarts it; the restarted Serve dials
-// again. A call made before the first connection attempt has ended waits for
-// it; after that, while no connection is up, calls fail at once with
-// protocol.ErrClosed. [Server.Redial] drops a working connection whose
-// address is no longer the one to use.
+// share multi-key script runs (multi.go), as do Hammer 7's calls and
+// checks. A broken connection ends Serve with an error so that its
+// supervisor restarts it; the restarted Serve dials again. A call made
+// before the first connection attempt has ended waits for it; after that,
+// while no connection is up, calls fail at once with protocol.ErrClosed.
+// [Server.Redial] drops a working connection whose address is no longer
+// the one to use.
 //
 // Package server does not import suture: *Server satisfies suture.Service by
 // shape (Serve and String); package supervisor wires it into a tree.
@@ -76,8 +77,10 @@
 // A protocol.Check (several limits at once) is one call too: one run of the
 // check script (scriptcheck.go), built on Hammer 7's, which decides every
 // limit before it writes anything, so that all-or-nothing writes nothing
-// when a limit denies. It goes alone, never coalesced nor in a multi-key
-// run, and like Hammer 7's calls it needs Redis 7.0.
+// when a limit denies. It is never coalesced; on a single server the checks
+// of one flight share runs of the multi-check script (multicheck.go), which
+// runs them one after the other, each as the check script would. Like
+// Hammer 7's calls it needs Redis 7.0.
 //
 // # Errors
 //

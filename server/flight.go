@@ -27,11 +27,12 @@ type flight struct {
 	noScript, singly []*call
 	lostScript       bool
 	// runs: the calls that go out in multi-key runs, count_hit's before
-	// multi7Start and Hammer 7's from there (multi.go, multi7.go);
-	// lostMulti, lostMulti7: Redis lost the multi-key script of a kind.
-	runs                  []span
-	multi7Start           int
-	lostMulti, lostMulti7 bool
+	// multi7Start, Hammer 7's from there to checkStart and checks from
+	// there (multi.go, multi7.go, multicheck.go); lostMulti, lostMulti7,
+	// lostMultiCheck: Redis lost the multi-key script of a kind.
+	runs                                  []span
+	multi7Start, checkStart               int
+	lostMulti, lostMulti7, lostMultiCheck bool
 }
 
 // launch writes calls as one flight, flushes them and hands the flight to
@@ -135,7 +136,8 @@ func (cn *conn) newFlight() *flight {
 func (cn *conn) freeFlight(f *flight) {
 	clear(f.calls)
 	f.calls, f.due, f.evalSource, f.noScript, f.singly, f.lostScript = f.calls[:0], 0, false, nil, nil, false
-	f.runs, f.multi7Start, f.lostMulti, f.lostMulti7 = f.runs[:0], 0, false, false
+	f.runs, f.multi7Start, f.checkStart = f.runs[:0], 0, 0
+	f.lostMulti, f.lostMulti7, f.lostMultiCheck = false, false, false
 	cn.mu.Lock()
 	cn.spare = append(cn.spare, f)
 	cn.mu.Unlock()

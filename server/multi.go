@@ -24,38 +24,77 @@ import (
 
 // order moves the calls of f that may run in a multi-key script to its
 // front, in queue order: first count_hit's, then Hammer 7's (multi7.go),
-// whose segment starts at f.multi7Start. It returns where that segment
-// ends. Calls on distinct keys are independent, so their order between
-// keys does not matter; the calls of one key keep theirs.
+// whose segment starts at f.multi7Start, then checks (multicheck.go), from
+// f.checkStart. It returns where those segments end. Calls on distinct keys
+// are independent, so their order between keys does not matter; the calls
+// of one key keep theirs.
 func (cn *conn) order(f *flight) int {
 	read := cn.readKeys(f)
-	cn.others = cn.others[:0]
-	m := 0
-	for _, c := range f.calls {
-		h, ok := c.req.(*protocol.CountHit)
-		if ok && !c.asking && !read[h.Key] {
-			f.calls[m] = c
-			m++
-		} else {
-			cn.others = append(cn.others, c)
+	cn.others = append(cn.others[:0], f.calls...)
+	k, end := 0, 0
+	for kind := runCountHit; kind <= runAlone; kind++ {
+		switch kind {
+		case runHammer7:
+			f.multi7Start = k
+		case runCheck:
+			f.checkStart = k
+		case runAlone:
+			end = k
 		}
-	}
-	f.multi7Start = m
-	for _, c := range cn.others {
-		if !c.asking && isHammer7(c.req) {
-			f.calls[m] = c
-			m++
-		}
-	}
-	k := m
-	for _, c := range cn.others {
-		if c.asking || !isHammer7(c.req) {
-			f.calls[k] = c
-			k++
+		for _, c := range cn.others {
+			if runKind(c, read) == kind {
+				f.calls[k] = c
+				k++
+			}
 		}
 	}
 	clear(cn.others)
-	return m
+	return end
+}
+
+// The kinds of calls, in the order order puts them: those of the three
+// kinds of multi-key runs, then those that go alone.
+const (
+	runCountHit = iota
+	runHammer7
+	runCheck
+	runAlone
+)
+
+// runKind returns the kind of multi-key run c may join, runAlone for none:
+// an ASKING call goes alone, and so do a hit or a check on a bucket that the
+// flight reads (read).
+func runKind(c *call, read map[protocol.BucketKey]bool) int {
+	if c.asking {
+		return runAlone
+	}
+	switch r := c.req.(type) {
+	case *protocol.CountHit:
+		if !read[r.Key] {
+			return runCountHit
+		}
+	case *protocol.Hit, *protocol.Inc, *protocol.Set, *protocol.Get:
+		return runHammer7
+	case *protocol.Check:
+		if !readsBucket(r, read) {
+			return runCheck
+		}
+	}
+	return runAlone
+}
+
+// readsBucket reports whether a Hammer 6 limit of r counts in a bucket of
+// read.
+func readsBucket(r *protocol.Check, read map[protocol.BucketKey]bool) bool {
+	if read == nil {
+		return false
+	}
+	for _, l := range r.Limits {
+		if b, _ := l.Bucket6(r.Now); l.Hammer6 && read[protocol.BucketKey{Bucket: b, ID: l.ID}] {
+			return true
+		}
+	}
+	return false
 }
 
 // readKeys returns the set of buckets f reads, nil when none: most flights
@@ -82,12 +121,14 @@ type span struct{ start, end int }
 
 // chunk cuts the groups among the first m calls of f, once planned, into
 // multi-key runs of at most maxMultiKeys groups: count_hit's before
-// f.multi7Start, Hammer 7's from there. Fewer than two groups of a kind
-// make no run: one group goes out as before.
+// f.multi7Start, Hammer 7's from there to f.checkStart, and the checks'
+// from there (each check a group of its own). Fewer than two groups of a
+// kind make no run: one group goes out as before.
 func (f *flight) chunk(m int) {
 	f.runs = f.runs[:0]
 	f.chunkRange(0, f.multi7Start)
-	f.chunkRange(f.multi7Start, m)
+	f.chunkRange(f.multi7Start, f.checkStart)
+	f.chunkRange(f.checkStart, m)
 }
 
 func (f *flight) chunkRange(start, end int) {
@@ -126,22 +167,28 @@ func (f *flight) runAt(k int) int {
 }
 
 // sendRun writes the multi-key run of f's calls [start, end), of
-// count_hit's or Hammer 7's script.
+// count_hit's, Hammer 7's or the checks' script.
 func (cn *conn) sendRun(f *flight, start, end int) error {
-	if start >= f.multi7Start {
+	switch {
+	case start >= f.checkStart:
+		return cn.sendMultiCheck(f, start, end)
+	case start >= f.multi7Start:
 		return cn.sendMulti7(f, start, end)
 	}
 	return cn.sendMulti(f, start, end)
 }
 
 // landRun answers the calls of f's multi-key run [start, end) from its
-// reply (landMulti, landMulti7).
+// reply (landMulti, landMulti7, landMultiCheck).
 func (cn *conn) landRun(f *flight, start, end int, reply any, err error) {
-	if start >= f.multi7Start {
+	switch {
+	case start >= f.checkStart:
+		cn.landMultiCheck(f, start, end, reply, err)
+	case start >= f.multi7Start:
 		cn.landMulti7(f, start, end, reply, err)
-		return
+	default:
+		cn.landMulti(f, start, end, reply, err)
 	}
-	cn.landMulti(f, start, end, reply, err)
 }
 
 // sendMulti writes the multi-key run of f's calls [start, end): every

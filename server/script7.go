@@ -254,13 +254,9 @@ return bucket1(false, KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], s, us)
 // is read once and written once per run (bucketLua), a sliding window
 // trimmed and counted once and its members added once (slidingLua); should
 // that write fail, every call that changed the key gets the error.
-const Multi7Lua = guardLua + fixLua + slidingLua + bucketLua + `
+const Multi7Lua = guardLua + fixLua + slidingLua + bucketLua + failedLua + `
 local s, us = clock(ARGV[1])
 local out, hashes, zsets, zw, writers = {}, {}, {}, {}, {}
-local function failed(r)
-  if type(r) == 'table' and r['err'] then return r end
-  return {err = 'ERR ' .. tostring(r)}
-end
 -- run calls f on st, the cached state of key (loaded by load on its first
 -- call), and notes i among the writers of key when f changed it.
 local function run(cache, key, load, i, f, ...)
@@ -323,6 +319,16 @@ for key, st in pairs(hashes) do
   end
 end
 return out
+`
+
+// failedLua: failed(r) returns what pcall caught, r, as an error reply: a
+// Redis error as it came, any other as ERR, so that a multi-key script
+// answers one call's error without stopping the others.
+const failedLua = `
+local function failed(r)
+  if type(r) == 'table' and r['err'] then return r end
+  return {err = 'ERR ' .. tostring(r)}
+end
 `
 
 // script7 is one of the scripts above, its EVALSHA and EVAL first

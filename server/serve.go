@@ -189,12 +189,12 @@ func loadScript(rc redis.Conn, script *redis.Script) (loaded bool, err error) {
 	return true, nil
 }
 
-// loadScripts7 loads Hammer 7's scripts and the check script in one round
+// loadScripts7 loads Hammer 7's scripts and the check scripts in one round
 // trip, so that a new server does not answer the first calls NOSCRIPT (a
 // coalesced group would then run one by one). A refusal leaves them to the
 // NOSCRIPT fallback.
 func loadScripts7(rc redis.Conn) error {
-	all := append(scripts7[1:len(scripts7):len(scripts7)], multi7, checkScript)
+	all := append(scripts7[1:len(scripts7):len(scripts7)], multi7, checkScript, multiCheck)
 	for _, sc := range all {
 		if err := rc.Send("SCRIPT", "LOAD", sc.source); err != nil {
 			return err

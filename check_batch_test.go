@@ -1,0 +1,130 @@
+package hammerredis_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hammer-go/hammerredis"
+	"github.com/hammer-go/hammerredis/internal/redistest"
+	"github.com/hammer-go/hammerredis/internal/rules7"
+	"github.com/hammer-go/hammerredis/internal/testenv"
+	"github.com/hammer-go/hammerredis/protocol"
+	"github.com/hammer-go/hammerredis/server"
+)
+
+// batchChecks are checks of every kind of limit, on keys that repeat from
+// check to check, for backends whose Hammer 7 prefixes start with prefix.
+// Check 5 fails: its fix window's key holds a string that is no number.
+func batchChecks(prefix string, now int64) []protocol.Check {
+	six := func(limit, cost int64, shadow bool) protocol.CheckLimit {
+		return protocol.CheckLimit{Hammer6: true, Policy: protocol.Policy{ScaleMs: 60_000, Limit: limit}, ID: "k", Cost: cost, Shadow: shadow}
+	}
+	seven := func(alg protocol.Algorithm, limit, rate int64, id string, cost int64) protocol.CheckLimit {
+		p := protocol.Policy{Algorithm: alg, Prefix: prefix + "x", ScaleMs: 10_000, Limit: limit, Rate: rate}
+		if alg >= protocol.LeakyBucket {
+			p.ScaleMs = 0
+			p.Prefix += alg.String()
+		}
+		return protocol.CheckLimit{Policy: p, ID: id, Cost: cost}
+	}
+	fix := func(id string, cost int64) protocol.CheckLimit { return seven(protocol.FixWindow, 3, 0, id, cost) }
+	slide := func(cost int64) protocol.CheckLimit { return seven(protocol.SlidingWindow, 3, 0, "k", cost) }
+	token := func(cost int64) protocol.CheckLimit { return seven(protocol.TokenBucket, 4, 1, "k", cost) }
+	leaky := func(cost int64) protocol.CheckLimit { return seven(protocol.LeakyBucket, 4, 1, "k", cost) }
+	check := func(all bool, limits ...protocol.CheckLimit) protocol.Check {
+		return protocol.Check{Now: now, AllOrNothing: all, Limits: limits}
+	}
+	return []protocol.Check{
+		check(false, six(2, 1, false), fix("k", 1)),
+		check(true, six(2, 1, false), fix("k", 1), slide(1)),
+		check(false, six(2, 1, false), slide(1), token(2)),
+		check(true, token(2), leaky(3), six(5, 1, true)),
+		check(true, token(1), six(9, 1, false)), // denied by the token bucket: nothing counted
+		check(false, fix("str", 1), six(9, 1, false)),
+		check(false, slide(2), slide(1), leaky(1)),
+		check(false, fix("k", 1), fix("k", 1), six(3, 4, false)),
+		check(true, six(9, 1, true), leaky(1), slide(1)),
+		check(false, six(2, 1, false), fix("k", 1), slide(1), token(1), leaky(1)),
+	}
+}
+
+// TestChecksQueuedTogetherShareOneRun holds the pipeline while checks
+// queue, so that they go out as one run of the multi-check script, and
+// checks that each caller gets what the checks one by one give, and that
+// they leave the same data.
+func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
+	srv := redistest.New(t)
+	clk := rules7.NewClock(at(4_102_444_800, 250_000)) // 2100-01-01: the keys outlive the test
+	f := start(t, srv, hammerredis.WithScriptClock(hammerredis.Options{RedixConfig: named("multicheck"), KeyPrefix: "A:"}, clk.Now))
+	one := start(t, srv, hammerredis.WithScriptClock(hammerredis.Options{DisableCoalescing: true, KeyPrefix: "B:"}, clk.Now))
+	ctx := context.Background()
+	now := clk.Now().UnixMilli()
+	for _, p := range []string{"A", "B"} {
+		l := batchChecks(p, now)[5].Limits[0]
+		testenv.Do(t, f.Admin, "SET", server.CheckKey(protocol.Layout{}, now, l), "x") // not a number
+	}
+
+	checks := batchChecks("A", now)
+	written, release := holdPipeline(t, f, "multicheck")
+	before := cmdCalls(t, f.Admin, "evalsha")
+	got, errs := make([]protocol.CheckReply, len(checks)), make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i], errs[i] = f.B.Check(ctx, c) }()
+		for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "check %d never queued", i)
+		}
+	}
+	release()
+	wg.Wait()
+	assert.Equal(t, 1+written+2, cmdCalls(t, f.Admin, "evalsha")-before,
+		"the held hit and the probes written, then the last probe and one run for the ten checks")
+	assert.ErrorIs(t, errs[5], hammerredis.ErrRedis, "the string refused for its own check only")
+	assert.ErrorContains(t, errs[5], "not an integer")
+
+	alone := make([]protocol.CheckReply, len(checks))
+	aloneErrs := make([]error, len(checks))
+	for i, c := range batchChecks("B", now) {
+		alone[i], aloneErrs[i] = one.B.Check(ctx, c)
+	}
+	for i := range checks {
+		if aloneErrs[i] != nil {
+			assert.ErrorIs(t, errs[i], hammerredis.ErrRedis, "check %d", i)
+			continue
+		}
+		assert.NoError(t, errs[i], "check %d", i)
+	}
+	assert.Equal(t, alone, got, "a run decides as the checks one by one")
+	assert.False(t, got[4].Decisions[0].Allowed, "a denied all-or-nothing check")
+
+	all, err := redis.Strings(f.Admin.Do("KEYS", "A*"))
+	require.NoError(t, err)
+	var keys []string
+	for _, k := range all {
+		if !strings.HasPrefix(k, "A:held:") && !strings.HasPrefix(k, "A:probe") { // holdPipeline's
+			keys = append(keys, k)
+		}
+	}
+	assert.Len(t, keys, 6, "Hammer 6's bucket, a fix window, the string, a sliding window and two buckets: %q", keys)
+	for _, k := range keys {
+		b := "B" + strings.TrimPrefix(k, "A")
+		da, err := redis.Bytes(f.Admin.Do("DUMP", k))
+		require.NoError(t, err, k)
+		db, err := redis.Bytes(f.Admin.Do("DUMP", b))
+		require.NoError(t, err, b)
+		assert.Equal(t, db, da, "key %s holds the same data", k)
+		ta, err := redis.Int64(f.Admin.Do("PTTL", k))
+		require.NoError(t, err)
+		tb, err := redis.Int64(f.Admin.Do("PTTL", b))
+		require.NoError(t, err)
+		assert.InDelta(t, tb, ta, 2000, "key %s expires as its twin", k)
+	}
+}
