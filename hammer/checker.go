@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hammer-go/hammerredis/hammer7"
@@ -356,8 +357,21 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 	now := c.now()
 	req := protocol.Check{Now: now.UnixMilli(), AllOrNothing: c.cfg.AllOrNothing,
 		Limits: make([]protocol.CheckLimit, len(c.limits))}
+	// The ids are parts of one string: one allocation, not one per limit.
+	n := 0
+	for i := range c.limits {
+		n += len(c.meta[i].idPrefix) + len(keys[min(i, len(keys)-1)])
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range c.limits {
+		b.WriteString(c.meta[i].idPrefix)
+		b.WriteString(keys[min(i, len(keys)-1)])
+	}
+	ids := b.String()
 	for i, l := range c.limits {
-		l.ID, l.Cost = c.meta[i].idPrefix+keys[min(i, len(keys)-1)], cost
+		n = len(c.meta[i].idPrefix) + len(keys[min(i, len(keys)-1)])
+		l.ID, l.Cost, ids = ids[:n], cost, ids[n:]
 		req.Limits[i] = l
 	}
 	if err := req.Validate(); err != nil {

@@ -133,12 +133,19 @@ func (c *call) appendKeys(args []any) []any {
 }
 
 // checkMode is a check's mode argument: "all" (AllOrNothing) or "each".
-func checkMode(r *protocol.Check) string {
+func checkMode(r *protocol.Check) any {
 	if r.AllOrNothing {
-		return "all"
+		return modeAll
 	}
-	return "each"
+	return modeEach
 }
+
+// The arguments of every check, boxed once: a string boxed as it is
+// appended to the arguments allocates.
+var (
+	modeAll, modeEach   any = "all", "each"
+	shadowYes, shadowNo any = "1", "0"
+)
 
 // appendLimits appends the five arguments of each limit of r to args: its
 // kind, "1" when shadow else "0", its cost and two numbers (CheckLua).
@@ -158,9 +165,9 @@ func (cn *conn) appendLimits(args []any, r *protocol.Check) []any {
 		default:
 			b = cn.box(p.Rate)
 		}
-		shadow := "0"
+		shadow := shadowNo
 		if l.Shadow {
-			shadow = "1"
+			shadow = shadowYes
 		}
 		args = append(args, kind, shadow, cn.box(l.Cost), a, b)
 	}
