@@ -128,3 +128,63 @@ func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
 		assert.InDelta(t, tb, ta, 2000, "key %s expires as its twin", k)
 	}
 }
+
+// TestCheckWritesHammer6BucketsAsCountHit checks that a check's Hammer 6
+// limit leaves its bucket as CountHitN leaves it, byte for byte (fields,
+// their order, their values), on new buckets and on buckets that lack a
+// field, alone and in a run of the multi-check script.
+func TestCheckWritesHammer6BucketsAsCountHit(t *testing.T) {
+	srv := redistest.New(t)
+	f := start(t, srv, hammerredis.Options{RedixConfig: named("check6"), KeyPrefix: "A:"})
+	hits := start(t, srv, hammerredis.Options{KeyPrefix: "B:"})
+	ctx := context.Background()
+	const now = 90_061_500 // bucket 1501 of a minute
+	limit := func(id string, cost int64) protocol.CheckLimit {
+		return protocol.CheckLimit{Hammer6: true, Policy: protocol.Policy{ScaleMs: 60_000, Limit: 100}, ID: id, Cost: cost}
+	}
+	presets := map[string][]any{ // id: the fields its bucket starts with
+		"count": {"count", 7}, "created": {"created", 5}, "updated": {"updated", 5},
+		"other": {"other", "x", "count", 2}, "full": {"count", 3, "created", 1, "updated", 2},
+	}
+	for id, fields := range presets {
+		for _, p := range []string{"A:", "B:"} {
+			testenv.Do(t, f.Admin, "HSET", append([]any{p + id + ":1501"}, fields...)...)
+		}
+	}
+	ids := []string{"new", "count", "created", "updated", "other", "full"}
+	for i, id := range ids {
+		// Alone, twice on the key in one check, then with the others in one run.
+		_, err := f.B.Check(ctx, protocol.Check{Now: now + int64(i), Limits: []protocol.CheckLimit{limit(id, 2), limit(id, 1)}})
+		require.NoError(t, err, id)
+		_, err = hits.B.CountHitN(ctx, hammerredis.BucketKey{Bucket: 1501, ID: id}, now+int64(i), 2)
+		require.NoError(t, err, id)
+		_, err = hits.B.CountHitN(ctx, hammerredis.BucketKey{Bucket: 1501, ID: id}, now+int64(i), 1)
+		require.NoError(t, err, id)
+	}
+	_, release := holdPipeline(t, f, "check6")
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.B.Check(ctx, protocol.Check{Now: now + 100 + int64(i), Limits: []protocol.CheckLimit{limit(id, 1)}})
+			assert.NoError(t, err, id)
+		}()
+		for deadline := time.Now().Add(testenv.WaitLong); f.B.Stats().QueueDepth < 1+i+1; time.Sleep(time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "check %d never queued", i)
+		}
+	}
+	release()
+	wg.Wait()
+	for i, id := range ids {
+		_, err := hits.B.CountHitN(ctx, hammerredis.BucketKey{Bucket: 1501, ID: id}, now+100+int64(i), 1)
+		require.NoError(t, err, id)
+	}
+	for _, id := range ids {
+		da, err := redis.Bytes(f.Admin.Do("DUMP", "A:"+id+":1501"))
+		require.NoError(t, err, id)
+		db, err := redis.Bytes(f.Admin.Do("DUMP", "B:"+id+":1501"))
+		require.NoError(t, err, id)
+		assert.Equal(t, db, da, "bucket %s holds what CountHitN leaves", id)
+	}
+}

@@ -14,13 +14,15 @@ package server
 //     every decision is the one its call would make.
 //  2. Write, unless the mode is "all" and a limit that is not shadow
 //     denied: each key once, as its calls one by one would have left it
-//     (count_hit's HINCRBY, HSETNX created, HSET updated, EXPIRE; fix()'s
-//     INCRBY and PEXPIREAT NX; a sliding window trimmed, then zflush; a
-//     bucket's flush).
+//     (count_hit's fields, in its order, with one HSET of the count, of
+//     created when the read found none, and of updated, then EXPIRE;
+//     fix()'s INCRBY and PEXPIREAT NX; a sliding window trimmed, then
+//     zflush; a bucket's flush).
 //
 // It runs no command that Hammer 6's and Hammer 7's calls do not run (a
-// Hammer 6 count is read with HMGET, as get_bucket reads it; a fix
-// window's with GET, as its get does), so a user allowed both may run it.
+// Hammer 6 count and created are read with HMGET, as get_bucket reads
+// them; a fix window's count with GET, as its get does), so a user allowed
+// both may run it.
 // A read that its call's write would refuse (WRONGTYPE, a counter that is
 // not an integer) fails the whole check before anything is written, as do
 // a count that would pass 2^53 (beyond it Lua's doubles are not exact) and
@@ -55,14 +57,16 @@ local function check(out, o, ko, n, mode, nowarg, ttl, ao, s, us)
     local st, count, retry = states[key], 0, 0
     if not st then
       if kind == '0' or kind == '1' then
-        local c, e
+        local c, e, created
         if kind == '0' then
-          c, e = counter(redis.call('HMGET', key, 'count')[1], 'ERR hash value is not an integer')
+          local v = redis.call('HMGET', key, 'count', 'created')
+          c, e = counter(v[1], 'ERR hash value is not an integer')
+          created = v[2]
         else
           c, e = counter(redis.call('GET', key), 'ERR value is not an integer or out of range')
         end
         if not c then return redis.error_reply(e) end
-        st = {count = c, pending = 0, endms = b}
+        st = {count = c, pending = 0, endms = b, created = created}
       elseif kind == '2' then
         local w = tonumber(b)
         local gone = redis.call('ZCOUNT', key, '-inf', int(s - w))
@@ -72,7 +76,7 @@ local function check(out, o, ko, n, mode, nowarg, ttl, ao, s, us)
       end
       st.kind = kind
       states[key] = st
-      table.insert(keys, key)
+      keys[#keys + 1] = key
     end
     if kind == '0' or kind == '1' then
       st.pending = st.pending + cost
@@ -104,9 +108,14 @@ local function check(out, o, ko, n, mode, nowarg, ttl, ao, s, us)
   for _, key in ipairs(keys) do
     local st = states[key]
     if st.kind == '0' then
-      redis.call('HINCRBY', key, 'count', int(st.pending))
-      redis.call('HSETNX', key, 'created', nowarg)
-      redis.call('HSET', key, 'updated', nowarg)
+      -- count_hit's HINCRBY, HSETNX created and HSET updated as one
+      -- HSET: the count is known, and so is whether created is set.
+      local c = int(st.count + st.pending)
+      if st.created then
+        redis.call('HSET', key, 'count', c, 'updated', nowarg)
+      else
+        redis.call('HSET', key, 'count', c, 'created', nowarg, 'updated', nowarg)
+      end
       redis.call('EXPIRE', key, ttl)
     elseif st.kind == '1' then
       fix(key, 'hit', int(st.pending), st.endms)
