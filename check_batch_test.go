@@ -2,6 +2,7 @@ package hammerredis_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,8 @@ import (
 
 // batchChecks are checks of every kind of limit, on keys that repeat from
 // check to check, for backends whose Hammer 7 prefixes start with prefix.
-// Check 5 fails: its fix window's key holds a string that is no number.
+// Checks 5 and 10 fail: their keys hold a string, not a number (5) nor a
+// sorted set (10).
 func batchChecks(prefix string, now int64) []protocol.Check {
 	six := func(limit, cost int64, shadow bool) protocol.CheckLimit {
 		return protocol.CheckLimit{Hammer6: true, Policy: protocol.Policy{ScaleMs: 60_000, Limit: limit}, ID: "k", Cost: cost, Shadow: shadow}
@@ -52,6 +54,7 @@ func batchChecks(prefix string, now int64) []protocol.Check {
 		check(false, fix("k", 1), fix("k", 1), six(3, 4, false)),
 		check(true, six(9, 1, true), leaky(1), slide(1)),
 		check(false, six(2, 1, false), fix("k", 1), slide(1), token(1), leaky(1)),
+		check(false, six(9, 1, false), seven(protocol.SlidingWindow, 3, 0, "str", 1)),
 	}
 }
 
@@ -67,8 +70,13 @@ func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
 	ctx := context.Background()
 	now := clk.Now().UnixMilli()
 	for _, p := range []string{"A", "B"} {
-		l := batchChecks(p, now)[5].Limits[0]
-		testenv.Do(t, f.Admin, "SET", server.CheckKey(protocol.Layout{}, now, l), "x") // not a number
+		for _, i := range []int{5, 10} {
+			l := batchChecks(p, now)[i].Limits[0]
+			if l.Hammer6 {
+				l = batchChecks(p, now)[i].Limits[1]
+			}
+			testenv.Do(t, f.Admin, "SET", server.CheckKey(protocol.Layout{}, now, l), "x")
+		}
 	}
 
 	checks := batchChecks("A", now)
@@ -86,9 +94,10 @@ func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
 	release()
 	wg.Wait()
 	assert.Equal(t, 1+written+2, cmdCalls(t, f.Admin, "evalsha")-before,
-		"the held hit and the probes written, then the last probe and one run for the ten checks")
+		"the held hit and the probes written, then the last probe and one run for the eleven checks")
 	assert.ErrorIs(t, errs[5], hammerredis.ErrRedis, "the string refused for its own check only")
 	assert.ErrorContains(t, errs[5], "not an integer")
+	assert.ErrorContains(t, errs[10], "WRONGTYPE")
 
 	alone := make([]protocol.CheckReply, len(checks))
 	aloneErrs := make([]error, len(checks))
@@ -98,6 +107,7 @@ func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
 	for i := range checks {
 		if aloneErrs[i] != nil {
 			assert.ErrorIs(t, errs[i], hammerredis.ErrRedis, "check %d", i)
+			assert.Equal(t, errCode(aloneErrs[i]), errCode(errs[i]), "check %d: the error code of the check alone", i)
 			continue
 		}
 		assert.NoError(t, errs[i], "check %d", i)
@@ -113,7 +123,7 @@ func TestChecksQueuedTogetherShareOneRun(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	assert.Len(t, keys, 6, "Hammer 6's bucket, a fix window, the string, a sliding window and two buckets: %q", keys)
+	assert.Len(t, keys, 7, "Hammer 6's bucket, a fix window, a sliding window, two buckets and the two strings: %q", keys)
 	for _, k := range keys {
 		b := "B" + strings.TrimPrefix(k, "A")
 		da, err := redis.Bytes(f.Admin.Do("DUMP", k))
@@ -187,4 +197,14 @@ func TestCheckWritesHammer6BucketsAsCountHit(t *testing.T) {
 		require.NoError(t, err, id)
 		assert.Equal(t, db, da, "bucket %s holds what CountHitN leaves", id)
 	}
+}
+
+// errCode returns the code of the Redis error in err: its first word.
+func errCode(err error) string {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return ""
+	}
+	code, _, _ := strings.Cut(string(rerr), " ")
+	return code
 }

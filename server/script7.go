@@ -322,11 +322,14 @@ return out
 `
 
 // failedLua: failed(r) returns what pcall caught, r, as an error reply: a
-// Redis error as it came, any other as ERR, so that a multi-key script
-// answers one call's error without stopping the others.
+// Redis error as it came (an error reply, or the message of a command's
+// error, which starts with its code), any other as ERR, so that a
+// multi-key script answers one call's error, with the code the call alone
+// would get, without stopping the others.
 const failedLua = `
 local function failed(r)
   if type(r) == 'table' and r['err'] then return r end
+  if type(r) == 'string' and string.match(r, '^%u+ ') then return {err = r} end
   return {err = 'ERR ' .. tostring(r)}
 end
 `
