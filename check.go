@@ -7,9 +7,11 @@ import (
 	"github.com/hammer-go/hammerredis/server"
 )
 
-// CheckLua is the Lua source of the check script, which Check runs once
-// per check (per slot on a Redis Cluster): every limit decided, then
-// written unless all-or-nothing forbids it. It is exported, like
+// CheckLua is the Lua source of the check script: every limit of one
+// check decided, then written unless all-or-nothing forbids it. Check runs
+// it for a check alone (per slot on a Redis Cluster); on a single server
+// the checks queued together run as one multi-check script instead, each
+// as this one would. It is exported, like
 // CountHitLua, for tools that must do the same Redis work as the backend;
 // its arguments are listed in server/scriptcheck.go.
 const CheckLua = server.CheckLua
@@ -22,8 +24,10 @@ const CheckLua = server.CheckLua
 // limited is a decision, not an error. package hammer's Checker is its
 // user API.
 //
-// On one server, a pool or a Sentinel master, a check is one run of one
-// script (server.CheckLua), decided on one snapshot. It needs Redis 7.0 or
+// On one server, a pool or a Sentinel master, a check is decided on one
+// snapshot, inside one script run: its own (server.CheckLua), or, with the
+// other checks queued with it, one run of the multi-check script that
+// decides them one after the other (server.MultiCheckLua). It needs Redis 7.0 or
 // later, as Hammer 7's calls do: before, it fails unsent with
 // ErrUnsupported, Hammer 6 limits alone included. Limits that would write
 // one key as two types are refused with ErrInvalid. The call's failures are
