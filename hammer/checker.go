@@ -122,14 +122,16 @@ func (o Outcome) String() string {
 }
 
 // Observer receives what a Checker does, for metrics. Its methods are
-// called on the checking goroutine: they must be quick and never block.
+// called on the checking goroutine, with the check's context (for
+// exemplars and trace links; it may be done already): they must be quick
+// and never block.
 type Observer interface {
 	// Decided reports one limit's outcome for one check; degraded is true
 	// when Config.Fallback decided it.
-	Decided(limit string, outcome Outcome, degraded bool)
+	Decided(ctx context.Context, limit string, outcome Outcome, degraded bool)
 	// BackendCall reports one call to the backend (not to Fallback): how
 	// long it took and its error, nil on success.
-	BackendCall(d time.Duration, err error)
+	BackendCall(ctx context.Context, d time.Duration, err error)
 }
 
 // Checker checks requests against several named limits at once. It is
@@ -392,7 +394,7 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
 		}
 		if c.cfg.Observer != nil {
-			c.cfg.Observer.BackendCall(time.Since(start), err)
+			c.cfg.Observer.BackendCall(ctx, time.Since(start), err)
 		}
 	}
 	degraded := false
@@ -403,7 +405,7 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 				// not the fallback's decision.
 				err = fmt.Errorf("hammer: %w", ctx.Err())
 			}
-			c.observeError()
+			c.observeError(ctx)
 			return Decision{}, err
 		}
 		if err != errDegraded {
@@ -422,30 +424,30 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))
 		}
 		if err != nil {
-			c.observeError()
+			c.observeError(ctx)
 			return Decision{}, fmt.Errorf("hammer: degraded: the fallback failed too: %w", err)
 		}
 		degraded = true
 	} else if c.share != nil {
 		c.health.succeeded(c.cfg.Logger)
 	}
-	return c.decision(req, rep, now, degraded), nil
+	return c.decision(ctx, req, rep, now, degraded), nil
 }
 
 // errDegraded marks a check that did not try the backend.
 var errDegraded = errors.New("hammer: degraded")
 
-func (c *Checker) observeError() {
+func (c *Checker) observeError(ctx context.Context) {
 	if c.cfg.Observer == nil {
 		return
 	}
 	for _, m := range c.meta {
-		c.cfg.Observer.Decided(m.name, Error, false)
+		c.cfg.Observer.Decided(ctx, m.name, Error, false)
 	}
 }
 
 // decision builds the Decision of req's reply, and reports it.
-func (c *Checker) decision(req protocol.Check, rep protocol.CheckReply, now time.Time, degraded bool) Decision {
+func (c *Checker) decision(ctx context.Context, req protocol.Check, rep protocol.CheckReply, now time.Time, degraded bool) Decision {
 	d := Decision{Allowed: req.Allowed(rep.Decisions), Charged: req.Charged(rep.Decisions), Degraded: degraded,
 		Limits: make([]LimitResult, len(req.Limits))}
 	shadowDenied := 0
@@ -467,7 +469,7 @@ func (c *Checker) decision(req protocol.Check, rep protocol.CheckReply, now time
 			outcome = Denied
 		}
 		if c.cfg.Observer != nil {
-			c.cfg.Observer.Decided(r.Name, outcome, degraded)
+			c.cfg.Observer.Decided(ctx, r.Name, outcome, degraded)
 		}
 	}
 	if shadowDenied > 0 {

@@ -218,11 +218,16 @@ type observer struct {
 	mu      sync.Mutex
 	decided []string // "name outcome" or "name outcome degraded"
 	calls   []error
+	traces  []any // the traceKey value of each call's context
 }
 
-func (o *observer) Decided(limit string, outcome hammer.Outcome, degraded bool) {
+// traceKey is the key of a context value that the observer records.
+type traceKey struct{}
+
+func (o *observer) Decided(ctx context.Context, limit string, outcome hammer.Outcome, degraded bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.traces = append(o.traces, ctx.Value(traceKey{}))
 	s := limit + " " + outcome.String()
 	if degraded {
 		s += " degraded"
@@ -230,9 +235,10 @@ func (o *observer) Decided(limit string, outcome hammer.Outcome, degraded bool) 
 	o.decided = append(o.decided, s)
 }
 
-func (o *observer) BackendCall(d time.Duration, err error) {
+func (o *observer) BackendCall(ctx context.Context, d time.Duration, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.traces = append(o.traces, ctx.Value(traceKey{}))
 	o.calls = append(o.calls, err)
 }
 
@@ -252,10 +258,12 @@ func TestCheckerObserver(t *testing.T) {
 		{Name: "dry-run", Scale: time.Minute, Max: 0, Shadow: true},
 		{Name: "broad", Scale: time.Minute, Max: 10},
 	}})
-	ctx := context.Background()
+	ctx := context.WithValue(context.Background(), traceKey{}, "trace-1")
 
 	_, err := c.Check(ctx, "k")
 	require.NoError(t, err)
+	assert.Equal(t, []any{"trace-1", "trace-1", "trace-1", "trace-1"}, obs.traces,
+		"every report carries the check's context (exemplars, trace links)")
 	decided, calls := obs.take()
 	assert.Equal(t, []string{"narrow allowed", "dry-run shadow_denied", "broad allowed"}, decided)
 	assert.Equal(t, []error{nil}, calls)

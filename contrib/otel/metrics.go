@@ -202,7 +202,7 @@ func (m *Metrics) set(kv ...attribute.KeyValue) attribute.Set {
 
 // Decided counts one limit's decision (hammer.Observer). It does not
 // allocate once the limit's name has been seen.
-func (m *Metrics) Decided(limit string, outcome hammer.Outcome, degraded bool) {
+func (m *Metrics) Decided(ctx context.Context, limit string, outcome hammer.Outcome, degraded bool) {
 	o := int(outcome)
 	if o >= len(outcomes) {
 		o = 0
@@ -211,7 +211,7 @@ func (m *Metrics) Decided(limit string, outcome hammer.Outcome, degraded bool) {
 	if degraded {
 		d = 1
 	}
-	m.decisions.Add(context.Background(), 1, m.limitOpts(limit)[o][d]...)
+	m.decisions.Add(ctx, 1, m.limitOpts(limit)[o][d]...)
 }
 
 // limitOpts returns the options of limit, building them on its first use.
@@ -260,6 +260,6 @@ func (m *Metrics) newLimitOpts(value string) *limitOpts {
 
 // BackendCall records one backend call's duration, by its error's kind
 // (hammer.Observer). It does not allocate.
-func (m *Metrics) BackendCall(d time.Duration, err error) {
-	m.latency.Record(context.Background(), d.Seconds(), m.callOpts[kindOf(err)]...)
+func (m *Metrics) BackendCall(ctx context.Context, d time.Duration, err error) {
+	m.latency.Record(ctx, d.Seconds(), m.callOpts[kindOf(err)]...)
 }

@@ -342,7 +342,7 @@ func TestErrorKinds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		m, r := setup(t)
-		m.BackendCall(300*time.Microsecond, tc.err)
+		m.BackendCall(context.Background(), 300*time.Microsecond, tc.err)
 		if got := durations(t, r); !mapsEqual(got, map[string]uint64{tc.kind: 1}) {
 			t.Errorf("BackendCall(%v): %v, want 1 %s", tc.err, got, tc.kind)
 		}
@@ -354,7 +354,7 @@ func TestErrorKinds(t *testing.T) {
 func TestLatencyBuckets(t *testing.T) {
 	m, r := setup(t)
 	for _, d := range []time.Duration{30 * time.Microsecond, 200 * time.Microsecond, 200 * time.Microsecond, 3 * time.Millisecond, 10 * time.Second} {
-		m.BackendCall(d, nil)
+		m.BackendCall(context.Background(), d, nil)
 	}
 	h := collect(t, r)[hammerotel.CallDurationName].Data.(metricdata.Histogram[float64])
 	if len(h.DataPoints) != 1 {
@@ -427,7 +427,7 @@ func TestMaxLimitNames(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 250 {
-				m.Decided(fmt.Sprintf("name-%d", (g*250+i)%1000), hammer.Allowed, false)
+				m.Decided(context.Background(), fmt.Sprintf("name-%d", (g*250+i)%1000), hammer.Allowed, false)
 			}
 		})
 	}
@@ -450,8 +450,8 @@ func TestMaxLimitNames(t *testing.T) {
 // "unknown", not formatted.
 func TestUnknownOutcome(t *testing.T) {
 	m, r := setup(t)
-	m.Decided("a", hammer.Outcome(0), false)
-	m.Decided("a", hammer.Outcome(200), true)
+	m.Decided(context.Background(), "a", hammer.Outcome(0), false)
+	m.Decided(context.Background(), "a", hammer.Outcome(200), true)
 	want := map[string]int64{"a/unknown/false": 1, "a/unknown/true": 1}
 	if got := decisions(t, r); !mapsEqual(got, want) {
 		t.Errorf("decisions %v, want %v", got, want)
@@ -462,8 +462,8 @@ func TestUnknownOutcome(t *testing.T) {
 // the package's own keys win over them.
 func TestWithAttributes(t *testing.T) {
 	m, r := setup(t, hammerotel.WithAttributes(attribute.String("service", "api"), hammerotel.LimitKey.String("x")))
-	m.Decided("burst", hammer.Denied, false)
-	m.BackendCall(time.Millisecond, hammerredis.ErrTimeout)
+	m.Decided(context.Background(), "burst", hammer.Denied, false)
+	m.BackendCall(context.Background(), time.Millisecond, hammerredis.ErrTimeout)
 	ms := collect(t, r)
 	got := int64Points(t, ms[hammerotel.DecisionsName])
 	if !mapsEqual(got, map[string]int64{"degraded=false,limit=burst,outcome=denied,service=api": 1}) {
@@ -479,12 +479,12 @@ func TestWithAttributes(t *testing.T) {
 // methods allocate nothing, with the SDK behind them.
 func TestNoAllocations(t *testing.T) {
 	m, _ := setup(t)
-	m.Decided("burst", hammer.Allowed, false)
+	m.Decided(context.Background(), "burst", hammer.Allowed, false)
 	err := fmt.Errorf("%w: x", hammerredis.ErrRedis)
 	allocs := testing.AllocsPerRun(1000, func() {
-		m.Decided("burst", hammer.Denied, true)
-		m.BackendCall(time.Millisecond, nil)
-		m.BackendCall(time.Millisecond, err)
+		m.Decided(context.Background(), "burst", hammer.Denied, true)
+		m.BackendCall(context.Background(), time.Millisecond, nil)
+		m.BackendCall(context.Background(), time.Millisecond, err)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per run, want 0", allocs)
