@@ -273,6 +273,18 @@ func (c *Checker) WithClock(now func() time.Time) *Checker {
 // Limits returns the checker's limits, as configured.
 func (c *Checker) Limits() []Limit { return append([]Limit(nil), c.cfg.Limits...) }
 
+// FallbackAfter returns how long a backend call may take before
+// Config.Fallback decides instead (Config.FallbackAfter, defaults
+// applied); 0 without a Fallback. Callers that bound their checks with a
+// deadline of their own (httplimit, contrib/grpc) refuse one that would end
+// first.
+func (c *Checker) FallbackAfter() time.Duration {
+	if c.cfg.Fallback == nil {
+		return 0
+	}
+	return c.cfg.FallbackAfter
+}
+
 // Degraded reports whether Config.Fallback decides the requests now.
 func (c *Checker) Degraded() bool { return c.health.degraded.Load() }
 

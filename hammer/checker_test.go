@@ -572,3 +572,14 @@ func TestCheckerHugeBucket(t *testing.T) {
 	longest := time.Duration(math.MaxInt64).Truncate(time.Second)
 	assert.Equal(t, []time.Duration{longest, longest}, []time.Duration{l.Window, l.Reset}, "%+v", l)
 }
+
+func TestCheckerFallbackAfter(t *testing.T) {
+	clk := &clock{t: start}
+	m := newMemory(t, clk)
+	limits := []hammer.Limit{{Name: "a", Scale: time.Minute, Max: 1}}
+	assert.Zero(t, newChecker(t, m, clk, hammer.Config{Limits: limits}).FallbackAfter(), "no fallback")
+	assert.Equal(t, hammer.DefaultFallbackAfter,
+		newChecker(t, m, clk, hammer.Config{Limits: limits, Fallback: m, FallbackShare: 1}).FallbackAfter())
+	assert.Equal(t, time.Second,
+		newChecker(t, m, clk, hammer.Config{Limits: limits, Fallback: m, FallbackShare: 1, FallbackAfter: time.Second}).FallbackAfter())
+}

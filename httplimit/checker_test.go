@@ -369,6 +369,9 @@ func TestCheckerKeysThatCannotBeCounted(t *testing.T) {
 
 func TestNewValidatesACheckerConfig(t *testing.T) {
 	checker := newChecker(t, &stubBackend{}, newClock(t0), twoKeyLimits)
+	slowFallback := twoKeyLimits
+	slowFallback.Fallback, slowFallback.FallbackShare, slowFallback.FallbackAfter = &stubBackend{}, 1, 200*time.Millisecond
+	late := newChecker(t, &stubBackend{}, newClock(t0), slowFallback)
 	l7, err := hammer7.New(&backend7{}, hammer7.FixWindow{Prefix: "F", Window: time.Minute, Limit: 1})
 	require.NoError(t, err)
 	ip := httplimit.ClientIP(nil)
@@ -391,6 +394,8 @@ func TestNewValidatesACheckerConfig(t *testing.T) {
 			"Config.Key and Config.Keys are both set"},
 		{"keys without a checker", httplimit.Config{Limiter: hammer.New(nil), Scale: time.Minute, Keys: []httplimit.KeyFunc{ip}},
 			"Config.Keys is for Config.Checker"},
+		{"a timeout before the fallback", httplimit.Config{Checker: late}, // Timeout 100ms by default
+			"Config.Timeout 100ms ends before the Checker's FallbackAfter 200ms"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mw, err := httplimit.New(tt.cfg)

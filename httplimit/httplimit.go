@@ -448,6 +448,10 @@ func (c *Config) configure() error {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if fa := checkerFallbackAfter(c.Checker); c.Timeout > 0 && fa >= c.Timeout {
+		return bad("Config.Timeout %v ends before the Checker's FallbackAfter %v: its Fallback could never decide; "+
+			"give the Checker a shorter FallbackAfter, or the middleware a longer Timeout", c.Timeout, fa)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -623,4 +627,12 @@ func (l *limiter) single(q quota, allowed bool, result any) verdict {
 		v.violated = []string{q.name}
 	}
 	return v
+}
+
+// checkerFallbackAfter is c's FallbackAfter, 0 without a Checker.
+func checkerFallbackAfter(c *hammer.Checker) time.Duration {
+	if c == nil {
+		return 0
+	}
+	return c.FallbackAfter()
 }

@@ -118,6 +118,11 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if fa := cfg.Checker.FallbackAfter(); cfg.Timeout > 0 && fa >= cfg.Timeout {
+		return nil, fmt.Errorf("%w: hammergrpc: Config.Timeout %v ends before the Checker's FallbackAfter %v: "+
+			"its Fallback could never decide; give the Checker a shorter FallbackAfter, or the Limiter a longer Timeout",
+			protocol.ErrInvalid, cfg.Timeout, fa)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -398,9 +398,17 @@ func TestLeftCallIsNoFailure(t *testing.T) {
 
 func TestNewRefusesABadConfig(t *testing.T) {
 	c := newChecker(t, hammer.Config{Limits: twoLimits})
+	fb, err := memory.New(memory.Options{ExpiryMs: 60_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fb.Close() })
+	late := newChecker(t, hammer.Config{Limits: twoLimits, Fallback: fb, FallbackShare: 1, FallbackAfter: time.Second})
 	for _, cfg := range []hammergrpc.Config{
 		{},
 		{Checker: c, OnError: hammergrpc.ErrorPolicy(2)},
+		{Checker: late}, // a Timeout of 100ms ends before the fallback could decide
+		{Checker: late, Timeout: time.Second},
 	} {
 		if _, err := hammergrpc.New(cfg); !errors.Is(err, protocol.ErrInvalid) {
 			t.Errorf("New(%+v): %v, want ErrInvalid", cfg, err)
