@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/hammer-go/hammerredis/internal/throttle"
 )
 
 // throttledLog logs the decisions in which a Shadow limit would have
@@ -14,9 +16,8 @@ type throttledLog struct {
 	logger *slog.Logger
 	period time.Duration
 
-	mu      sync.Mutex
-	last    time.Time // of the latest line; zero before the first
-	pending int64     // decisions not logged since
+	mu   sync.Mutex
+	gate throttle.Gate
 }
 
 func newThrottledLog(logger *slog.Logger, period time.Duration) *throttledLog {
@@ -26,15 +27,11 @@ func newThrottledLog(logger *slog.Logger, period time.Duration) *throttledLog {
 // note records d, a decision in which a Shadow limit denied, made at now.
 func (t *throttledLog) note(now time.Time, d Decision) {
 	t.mu.Lock()
-	since := now.Sub(t.last)
-	if !t.last.IsZero() && since < t.period && since > -t.period {
-		t.pending++
-		t.mu.Unlock()
+	suppressed, ok := t.gate.Pass(now, t.period)
+	t.mu.Unlock()
+	if !ok {
 		return
 	}
-	suppressed := t.pending
-	t.last, t.pending = now, 0
-	t.mu.Unlock()
 	var names []string
 	for _, l := range d.Limits {
 		if l.Shadow && !l.Allowed {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hammer-go/hammerredis/internal/throttle"
 )
 
 // errorLog logs backend errors without flooding the log during an outage:
@@ -16,13 +18,12 @@ type errorLog struct {
 	policy ErrorPolicy
 	now    func() time.Time
 
-	dirty atomic.Bool // down || pending > 0: a success has something to do
+	dirty atomic.Bool // down, or errors held back: a success has something to do
 
-	mu      sync.Mutex
-	last    time.Time // of the latest error line; zero before the first
-	pending int64     // errors not logged yet
-	total   int64     // errors since the latest recovery line
-	down    bool      // an error line was logged and no recovery line since
+	mu    sync.Mutex
+	gate  throttle.Gate // which errors get a line
+	total int64         // errors since the latest recovery line
+	down  bool          // an error line was logged and no recovery line since
 }
 
 func newErrorLog(logger *slog.Logger, policy ErrorPolicy, now func() time.Time) *errorLog {
@@ -35,14 +36,12 @@ func (l *errorLog) failure(err error) {
 	l.mu.Lock()
 	l.dirty.Store(true)
 	l.total++
-	now := l.now()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.pending++
+	suppressed, ok := l.gate.Pass(l.now(), time.Second)
+	if !ok {
 		l.mu.Unlock()
 		return
 	}
-	suppressed := l.pending
-	l.last, l.pending, l.down = now, 0, true
+	l.down = true
 	l.mu.Unlock()
 	l.logger.Error("httplimit: rate limit backend error", "error", err, "policy", l.policy.String(),
 		"suppressed", suppressed)
@@ -62,8 +61,8 @@ func (l *errorLog) success() {
 		l.mu.Unlock()
 		return
 	}
-	suppressed, total := l.pending, l.total
-	l.pending, l.total, l.down = 0, 0, false
+	suppressed, total := l.gate.Take(), l.total
+	l.total, l.down = 0, false
 	l.dirty.Store(false)
 	l.mu.Unlock()
 	l.logger.Info("httplimit: rate limit backend recovered", "errors", total, "suppressed", suppressed)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hammer-go/hammerredis/hammer"
+	"github.com/hammer-go/hammerredis/internal/throttle"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -311,20 +312,15 @@ type errorLog struct {
 	logger *slog.Logger
 	now    func() time.Time
 	mu     sync.Mutex
-	last   time.Time // when the latest line was written
-	missed int       // errors since, not logged
+	gate   throttle.Gate
 }
 
 func (l *errorLog) failure(err error) {
 	l.mu.Lock()
-	now := l.now()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.missed++
-		l.mu.Unlock()
+	missed, ok := l.gate.Pass(l.now(), time.Second)
+	l.mu.Unlock()
+	if !ok {
 		return
 	}
-	missed := l.missed
-	l.last, l.missed = now, 0
-	l.mu.Unlock()
 	l.logger.Warn("hammergrpc: the rate-limit backend failed", "error", err, "errors_not_logged", missed)
 }
