@@ -102,18 +102,18 @@ func setHeaders(h http.Header, style HeaderStyle, v *verdict, legacyPolicy bool)
 	case DraftHeaders:
 		items := make([]sfv.Item, len(v.quotas))
 		for i, qt := range v.quotas {
-			items[i] = sfv.Item{Value: qt.name, Params: []sfv.Param{{Key: "q", Value: clamp(qt.q)}}}
+			items[i] = sfv.Item{Value: qt.name, Params: []sfv.Param{{Key: "q", Value: sfv.Clamp(qt.q)}}}
 			if qt.w > 0 {
-				items[i].Params = append(items[i].Params, sfv.Param{Key: "w", Value: clamp(qt.w)})
+				items[i].Params = append(items[i].Params, sfv.Param{Key: "w", Value: sfv.Clamp(qt.w)})
 			}
 			if qt.shadow {
 				items[i].Params = append(items[i].Params, sfv.Param{Key: ShadowParam, Value: true})
 			}
 		}
 		setList(h, headerPolicy, items...)
-		it := sfv.Item{Value: n.name, Params: []sfv.Param{{Key: "r", Value: clamp(n.r)}}}
+		it := sfv.Item{Value: n.name, Params: []sfv.Param{{Key: "r", Value: sfv.Clamp(n.r)}}}
 		if n.t >= 0 {
-			it.Params = append(it.Params, sfv.Param{Key: "t", Value: clamp(n.t)})
+			it.Params = append(it.Params, sfv.Param{Key: "t", Value: sfv.Clamp(n.t)})
 		}
 		if n.shadow {
 			it.Params = append(it.Params, sfv.Param{Key: ShadowParam, Value: true})
@@ -127,7 +127,7 @@ func setHeaders(h http.Header, style HeaderStyle, v *verdict, legacyPolicy bool)
 		var items []sfv.Item
 		for _, qt := range v.quotas {
 			if qt.w > 0 {
-				it := sfv.Item{Value: clamp(qt.q), Params: []sfv.Param{{Key: "w", Value: clamp(qt.w)}}}
+				it := sfv.Item{Value: sfv.Clamp(qt.q), Params: []sfv.Param{{Key: "w", Value: sfv.Clamp(qt.w)}}}
 				if qt.shadow {
 					it.Params = append(it.Params, sfv.Param{Key: ShadowParam, Value: true})
 				}
@@ -161,34 +161,13 @@ func setList(h http.Header, name string, items ...sfv.Item) {
 	}
 }
 
-// clamp bounds n to what an sf-integer carries: a limit may reach
-// protocol.MaxLevel (2^50), above sfv.MaxInteger.
-func clamp(n int64) int64 { return min(max(n, 0), sfv.MaxInteger) }
-
-// ceilSeconds returns d in whole seconds, rounded up: at least 1 when d > 0.
-func ceilSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + time.Second - 1) / time.Second)
-}
-
-// wholeSeconds returns d in seconds when it is a positive whole number of
-// them, else 0: the drafts' w has no sub-second precision.
-func wholeSeconds(d time.Duration) int64 {
-	if d <= 0 || d%time.Second != 0 {
-		return 0
-	}
-	return int64(d / time.Second)
-}
-
 // window7 returns the window of a Hammer 7 policy in whole seconds (0 when
 // it is not whole): a window's length, or the time a bucket takes to go
 // from empty to full (capacity/rate, rounded up), as hammer.LimitResult's
 // Window.
 func window7(p protocol.Policy) int64 {
 	if p.Algorithm.IsWindow() {
-		return wholeSeconds(time.Duration(p.ScaleMs) * time.Millisecond)
+		return sfv.WholeSeconds(time.Duration(p.ScaleMs) * time.Millisecond)
 	}
 	if p.Rate < 1 {
 		return 0
@@ -200,15 +179,15 @@ func window7(p protocol.Policy) int64 {
 func decisionVerdict(d hammer.Decision) verdict {
 	v := verdict{allowed: d.Allowed, quotas: make([]quota, len(d.Limits)), result: d, retryAfter: -1}
 	for i, l := range d.Limits {
-		qt := quota{name: l.Name, shadow: l.Shadow, q: l.Quota, w: wholeSeconds(l.Window), r: l.Remaining,
-			t: ceilSeconds(l.Reset)}
+		qt := quota{name: l.Name, shadow: l.Shadow, q: l.Quota, w: sfv.WholeSeconds(l.Window), r: l.Remaining,
+			t: sfv.CeilSeconds(l.Reset)}
 		if !l.Allowed {
 			// A denied limit's quota comes back when a request fits again:
 			// t is then Retry-After, never earlier, as Section 6 of the
 			// drafts asks.
 			qt.t = -1
 			if !l.Never {
-				qt.t = max(ceilSeconds(l.RetryAfter), 1)
+				qt.t = max(sfv.CeilSeconds(l.RetryAfter), 1)
 			}
 			if !l.Shadow {
 				v.violated = append(v.violated, l.Name)
@@ -219,7 +198,7 @@ func decisionVerdict(d hammer.Decision) verdict {
 	v.named = closest(d.Limits)
 	if !d.Allowed {
 		if wait, never := d.RetryAfter(); !never {
-			v.retryAfter = max(ceilSeconds(wait), 1)
+			v.retryAfter = max(sfv.CeilSeconds(wait), 1)
 		}
 	}
 	return v

@@ -175,6 +175,7 @@ import (
 
 	"github.com/hammer-go/hammerredis/hammer"
 	"github.com/hammer-go/hammerredis/hammer7"
+	"github.com/hammer-go/hammerredis/internal/sfv"
 	"github.com/hammer-go/hammerredis/protocol"
 )
 
@@ -601,7 +602,7 @@ func (l *limiter) check(ctx context.Context, keys []string) (verdict, error) {
 		v := l.single(quota{q: res.Limit, w: l.window7, r: res.Remaining, t: -1}, res.Allowed, res)
 		if !res.Allowed && !res.Never {
 			// RetryAfter is at least 1ms: at least one second.
-			v.quotas[0].t = max(ceilSeconds(res.RetryAfter), 1)
+			v.quotas[0].t = max(sfv.CeilSeconds(res.RetryAfter), 1)
 			v.retryAfter = v.quotas[0].t
 		}
 		return v, nil
@@ -610,8 +611,8 @@ func (l *limiter) check(ctx context.Context, keys []string) (verdict, error) {
 	if err != nil {
 		return verdict{}, err
 	}
-	v := l.single(quota{q: l.cfg.Limit, w: wholeSeconds(l.cfg.Scale), r: res.Remaining,
-		t: ceilSeconds(res.ResetAfter)}, res.Allowed, res)
+	v := l.single(quota{q: l.cfg.Limit, w: sfv.WholeSeconds(l.cfg.Scale), r: res.Remaining,
+		t: sfv.CeilSeconds(res.ResetAfter)}, res.Allowed, res)
 	if !res.Allowed {
 		v.retryAfter = max(v.quotas[0].t, 1)
 	}

@@ -1,8 +1,6 @@
 package hammergrpc
 
 import (
-	"time"
-
 	"google.golang.org/grpc/metadata"
 
 	"github.com/hammer-go/hammerredis/hammer"
@@ -46,16 +44,16 @@ func headerMD(d hammer.Decision) metadata.MD {
 	policy := make([]sfv.Item, len(d.Limits))
 	state := make([]sfv.Item, len(d.Limits))
 	for i, l := range d.Limits {
-		policy[i] = sfv.Item{Value: l.Name, Params: []sfv.Param{{Key: "q", Value: clamp(l.Quota)}}}
-		if w := wholeSeconds(l.Window); w > 0 {
+		policy[i] = sfv.Item{Value: l.Name, Params: []sfv.Param{{Key: "q", Value: sfv.Clamp(l.Quota)}}}
+		if w := sfv.WholeSeconds(l.Window); w > 0 {
 			policy[i].Params = append(policy[i].Params, sfv.Param{Key: "w", Value: w})
 		}
-		state[i] = sfv.Item{Value: l.Name, Params: []sfv.Param{{Key: "r", Value: clamp(l.Remaining)}}}
+		state[i] = sfv.Item{Value: l.Name, Params: []sfv.Param{{Key: "r", Value: sfv.Clamp(l.Remaining)}}}
 		switch {
 		case l.Allowed:
-			state[i].Params = append(state[i].Params, sfv.Param{Key: "t", Value: ceilSeconds(l.Reset)})
+			state[i].Params = append(state[i].Params, sfv.Param{Key: "t", Value: sfv.CeilSeconds(l.Reset)})
 		case !l.Never:
-			state[i].Params = append(state[i].Params, sfv.Param{Key: "t", Value: max(ceilSeconds(l.RetryAfter), 1)})
+			state[i].Params = append(state[i].Params, sfv.Param{Key: "t", Value: max(sfv.CeilSeconds(l.RetryAfter), 1)})
 		}
 		if l.Shadow {
 			policy[i].Params = append(policy[i].Params, sfv.Param{Key: ShadowParam, Value: true})
@@ -71,23 +69,4 @@ func headerMD(d hammer.Decision) metadata.MD {
 		return nil
 	}
 	return metadata.Pairs(MetadataPolicy, p, MetadataRateLimit, s)
-}
-
-// clamp bounds n to what an sf-integer carries: a quota may reach
-// protocol.MaxLevel (2^50), above sfv.MaxInteger.
-func clamp(n int64) int64 { return min(max(n, 0), sfv.MaxInteger) }
-
-// ceilSeconds returns d in whole seconds, rounded up: a client that waits
-// that long is not early.
-func ceilSeconds(d time.Duration) int64 {
-	return int64((max(d, 0) + time.Second - 1) / time.Second)
-}
-
-// wholeSeconds returns d in seconds when it is a positive whole number of
-// them, else 0.
-func wholeSeconds(d time.Duration) int64 {
-	if d <= 0 || d%time.Second != 0 {
-		return 0
-	}
-	return int64(d / time.Second)
 }

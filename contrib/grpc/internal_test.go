@@ -10,17 +10,6 @@ import (
 	"github.com/hammer-go/hammerredis/hammer"
 )
 
-func TestSeconds(t *testing.T) {
-	for d, want := range map[time.Duration][2]int64{
-		0: {0, 0}, -time.Second: {0, 0}, time.Nanosecond: {1, 0}, time.Second: {1, 1},
-		1001 * time.Millisecond: {2, 0}, time.Hour: {3600, 3600},
-	} {
-		if c, w := ceilSeconds(d), wholeSeconds(d); c != want[0] || w != want[1] {
-			t.Errorf("%v: ceilSeconds %d, wholeSeconds %d; want %d", d, c, w, want)
-		}
-	}
-}
-
 func TestHeaderMD(t *testing.T) {
 	md := headerMD(hammer.Decision{Limits: []hammer.LimitResult{
 		{Name: `a "b" \c`, Allowed: true, Quota: 5, Remaining: 5, Window: 1500 * time.Millisecond, Reset: 1200 * time.Millisecond},
