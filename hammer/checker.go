@@ -14,7 +14,9 @@ import (
 )
 
 // CheckBackend decides several limits at once (protocol.Check):
-// *hammerredis.Backend and *memory.Backend implement it.
+// *hammerredis.Backend and *memory.Backend implement it. Check must not use
+// its request's Limits once it returns (a call that timed out and is sent
+// late uses a copy): the Checker reuses them for its Fallback.
 type CheckBackend interface {
 	Check(ctx context.Context, c protocol.Check) (protocol.CheckReply, error)
 }
@@ -423,14 +425,9 @@ func (c *Checker) CheckN(ctx context.Context, cost int64, keys ...string) (Decis
 		if err != errDegraded {
 			c.health.failed(c.cfg.Logger, err, c.cfg.FallbackShare, now)
 		}
-		// A new slice: a backend whose call timed out may still be
-		// reading the one it was given (to send it to Redis late).
-		limits := make([]protocol.CheckLimit, len(req.Limits))
-		for i, l := range req.Limits {
-			l.Policy = c.share[i].Policy
-			limits[i] = l
+		for i := range req.Limits {
+			req.Limits[i].Policy = c.share[i].Policy
 		}
-		req.Limits = limits
 		rep, err = c.cfg.Fallback.Check(ctx, req)
 		if err == nil && len(rep.Decisions) != len(req.Limits) {
 			err = fmt.Errorf("%w: hammer: %d decisions for %d limits", protocol.ErrBadReply, len(rep.Decisions), len(req.Limits))

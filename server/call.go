@@ -33,9 +33,12 @@ type call struct {
 	inc7 protocol.Inc
 	set7 protocol.Set
 	get7 protocol.Get
-	// check is a Check's request; keys holds its limits' keys, each
-	// ending at keyEnds (check.go).
+	// check is a Check's request, its limits copied into limits (the
+	// caller may reuse its own once Check returns, while a call that timed
+	// out may still be sent); keys holds the limits' keys, each ending at
+	// keyEnds (check.go).
 	check   protocol.Check
+	limits  []protocol.CheckLimit
 	keys    []byte
 	keyEnds []int
 
@@ -80,6 +83,8 @@ func (c *call) release() {
 	c.req, c.hit, c.get = nil, protocol.CountHit{}, protocol.GetBucket{}
 	c.hit7, c.inc7, c.set7, c.get7 = protocol.Hit{}, protocol.Inc{}, protocol.Set{}, protocol.Get{}
 	c.check, c.decisions = protocol.Check{}, nil
+	clear(c.limits) // no ids kept alive by the pool
+	c.limits = c.limits[:0]
 	if cap(c.keys) > maxPooledKeys {
 		c.keys = nil // a check of huge ids: not kept in the pool
 	}

@@ -25,7 +25,9 @@ import (
 func (s *Server) Check(ctx context.Context, r protocol.Check, asking bool) (protocol.CheckReply, error) {
 	c := getCall()
 	c.asking = asking
+	c.limits = append(c.limits[:0], r.Limits...)
 	c.check = r
+	c.check.Limits = c.limits
 	c.req = &c.check
 	err := s.call(ctx, c, s.cfg.CallTimeout)
 	var rep protocol.CheckReply
